@@ -1,0 +1,1 @@
+"""pi-lakeflow: PI System data into the lakehouse (command line and pipeline helpers)."""

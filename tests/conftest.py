@@ -1,0 +1,44 @@
+"""Shared fixtures: simulators on loopback with a frozen clock, and HTTP sessions."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from pi_simulator import Clock, GroundTruth, PiWebApi, PlantConfig, ServerConfig, SimulatorServer
+from pi_simulator.pitime import parse_time
+
+#: The frozen server time of every test simulator.
+NOW = parse_time("2024-05-02T00:00:00Z", 0)
+SMALL_PLANT = PlantConfig(tags=300, elements=400, event_frames=120, origin_ticks=NOW)
+
+
+def make_server(plant: PlantConfig = SMALL_PLANT, **server_options) -> SimulatorServer:
+    api = PiWebApi(plant, ServerConfig(**server_options), Clock(NOW))
+    return SimulatorServer(api, stall_seconds=3.0)
+
+
+@pytest.fixture(scope="session")
+def shared_server():
+    """A read-only simulator shared by the tests that do not move its clock."""
+    with make_server() as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_server():
+    """A simulator of one's own, whose clock a test may move."""
+    with make_server() as server:
+        yield server
+
+
+@pytest.fixture
+def http():
+    with requests.Session() as session:
+        session.headers["X-Requested-With"] = "tests"
+        yield session
+
+
+@pytest.fixture(scope="session")
+def truth(shared_server) -> GroundTruth:
+    return GroundTruth(shared_server.api)

@@ -1,0 +1,60 @@
+"""The pi-lakeflow command: simulate and demo, as a user runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import requests
+
+
+def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pi_lakeflow.cli", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_simulate_serves_until_stopped():
+    process = subprocess.Popen([sys.executable, "-m", "pi_lakeflow.cli", "simulate", "--port", "0", "--tags", "50",
+                                "--elements", "60", "--event-frames", "10", "--clock", "2024-05-02T00:00:00Z"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = process.stdout.readline()
+        assert banner.startswith("PI Web API simulator serving http://127.0.0.1:")
+        url = banner.split()[-1]
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                points = requests.get(f"{url}/dataservers").json()["Items"][0]["Links"]["Points"]
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert len(requests.get(points).json()["Items"]) == 50
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_bad_options_say_what_is_wrong_and_exit_non_zero():
+    for args, expected in [
+        (["--tags", "many"], "'many' is not a whole number"),
+        (["--auth", "kerberos"], "accepted: anonymous, basic, bearer"),
+        (["--faults", "explode"], "is not a list of 500, 502"),
+        (["--clock", "yesterday-ish"], "Cannot parse time"),
+        (["--fault-rate", "2"], "must be between 0 and 1"),
+        (["--user", "nocolon"], "expected NAME:PASSWORD"),
+        (["--sampling", "fast"], "--sampling"),
+    ]:
+        result = _run("simulate", "--port", "0", *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert expected in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+def test_demo_shows_what_the_simulator_serves():
+    result = _run("demo", "--tags", "200")
+    assert result.returncode == 0, result.stderr
+    assert "Data server PISRV01: 200 PI points" in result.stdout
+    assert "Recorded values of the last hour (one batch request, HTTP 207)" in result.stdout
+    assert "Event frames overlapping the last day" in result.stdout
