@@ -170,6 +170,14 @@ class PiWebApi:
             return found, None
         return found.point, found
 
+    def series_point(self, web_id: str) -> tuple[Point, Attribute | None]:
+        """The PI point behind a stream that must have time series (409 for a static attribute)."""
+        point, attribute = self.stream_point(web_id)
+        if point is None:
+            raise ApiError(409, f"The attribute '{attribute.path}' does not have a time series data reference.")
+        self.check_failing(point)
+        return point, attribute
+
     def check_failing(self, point: Point) -> None:
         if point.name in self.server_config.failing_tags:
             raise ApiError(500, f"[-11091] Failed to read PI Point '{point.name}': Event collection is corrupt.")
@@ -323,10 +331,7 @@ def _point(api: PiWebApi, m, q, b) -> Reply:
 # ---- streams --------------------------------------------------------------------------------
 @route("GET", r"streams/(?P<id>[^/]+)/recorded")
 def _recorded(api: PiWebApi, m, q, b) -> Reply:
-    point, attribute = api.stream_point(m["id"])
-    if point is None:
-        raise ApiError(409, "The attribute does not have a time series data reference.")
-    api.check_failing(point)
+    point, attribute = api.series_point(m["id"])
     start, end = api.times(q, "*-1d", "*")
     values, _ = api.series.recorded(point, start, end, api.now(), api.max_count(q))
     select = FieldSelection.parse(q.get("selectedFields"))
@@ -389,10 +394,7 @@ def _interpolate(api: PiWebApi, point: Point, start: int, end: int, interval: in
 
 @route("GET", r"streams/(?P<id>[^/]+)/interpolated")
 def _interpolated(api: PiWebApi, m, q, b) -> Reply:
-    point, attribute = api.stream_point(m["id"])
-    if point is None:
-        raise ApiError(409, "The attribute does not have a time series data reference.")
-    api.check_failing(point)
+    point, attribute = api.series_point(m["id"])
     start, end = api.times(q, "*-1d", "*")
     values = _interpolate(api, point, start, end, parse_duration(q.get("interval", "1h") or "1h"))
     select = FieldSelection.parse(q.get("selectedFields"))
@@ -467,10 +469,7 @@ def _summary_args(q: Query) -> tuple[list[str], str, int | None]:
 
 @route("GET", r"streams/(?P<id>[^/]+)/summary")
 def _summary(api: PiWebApi, m, q, b) -> Reply:
-    point, attribute = api.stream_point(m["id"])
-    if point is None:
-        raise ApiError(409, "The attribute does not have a time series data reference.")
-    api.check_failing(point)
+    point, attribute = api.series_point(m["id"])
     start, end = api.times(q, "*-1d", "*")
     types, basis, duration = _summary_args(q)
     items = summarize(api, point, start, end, duration or (end - start), types, basis)
@@ -478,11 +477,16 @@ def _summary(api: PiWebApi, m, q, b) -> Reply:
 
 
 # ---- stream sets ------------------------------------------------------------------------------
-def _adhoc_streams(api: PiWebApi, q: Query) -> list[tuple[Point | None, Attribute | None]]:
+def _web_ids(q: Query) -> list[str]:
     web_ids = q.all("webId")
     if not web_ids:
         raise ApiError(400, "At least one 'webId' parameter is required.")
-    return [api.stream_point(w) for w in web_ids]
+    return web_ids
+
+
+def _adhoc_streams(api: PiWebApi, q: Query) -> list[tuple[Point, Attribute | None]]:
+    """The time series streams named by repeated ``webId`` parameters."""
+    return [api.series_point(w) for w in _web_ids(q)]
 
 
 @route("GET", r"streamsets/recorded")
@@ -493,9 +497,6 @@ def _streamset_recorded(api: PiWebApi, m, q, b) -> Reply:
     now = api.now()
     entries = []
     for point, attribute in streams:
-        if point is None:
-            raise ApiError(409, f"The attribute '{attribute.path}' does not have a time series data reference.")
-        api.check_failing(point)
         values, _ = api.series.recorded(point, start, end, now, max_count)
         entries.append((api.stream_header(point, attribute), point, values))
     return Reply(200, api.render_streams(entries, FieldSelection.parse(q.get("selectedFields"))))
@@ -507,9 +508,6 @@ def _streamset_interpolated(api: PiWebApi, m, q, b) -> Reply:
     interval = parse_duration(q.get("interval", "1h") or "1h")
     entries = []
     for point, attribute in _adhoc_streams(api, q):
-        if point is None:
-            raise ApiError(409, f"The attribute '{attribute.path}' does not have a time series data reference.")
-        api.check_failing(point)
         entries.append((api.stream_header(point, attribute), point, _interpolate(api, point, start, end, interval)))
     return Reply(200, api.render_streams(entries, FieldSelection.parse(q.get("selectedFields"))))
 
@@ -520,9 +518,6 @@ def _streamset_summary(api: PiWebApi, m, q, b) -> Reply:
     types, basis, duration = _summary_args(q)
     items = []
     for point, attribute in _adhoc_streams(api, q):
-        if point is None:
-            raise ApiError(409, f"The attribute '{attribute.path}' does not have a time series data reference.")
-        api.check_failing(point)
         header = api.stream_header(point, attribute)
         header["Items"] = summarize(api, point, start, end, duration or (end - start), types, basis)
         items.append(header)
@@ -548,7 +543,7 @@ def _streamset_values(api: PiWebApi, streams: list[tuple[Point | None, Attribute
 
 @route("GET", r"streamsets/value")
 def _streamset_value(api: PiWebApi, m, q, b) -> Reply:
-    return _streamset_values(api, _adhoc_streams(api, q), q)
+    return _streamset_values(api, [api.stream_point(w) for w in _web_ids(q)], q)
 
 
 @route("GET", r"streamsets/(?P<id>[^/]+)/value")
@@ -577,10 +572,7 @@ def _register_stream(api: PiWebApi, m, q, b) -> Reply:
 
 @route("POST", r"streamsets/updates")
 def _register_streamset(api: PiWebApi, m, q, b) -> Reply:
-    web_ids = q.all("webId")
-    if not web_ids:
-        raise ApiError(400, "At least one 'webId' parameter is required.")
-    return Reply.json({"Items": [_register(api, w) for w in web_ids], "Links": {}})
+    return Reply.json({"Items": [_register(api, w) for w in _web_ids(q)], "Links": {}})
 
 
 def _take_marker(api: PiWebApi, marker: str) -> tuple[Point, Attribute | None, str, int, int]:
