@@ -132,6 +132,7 @@ class PiWebApi:
         self.base_url = "https://localhost/piwebapi"
         self._markers: dict[str, tuple[str, int, float]] = {}  # marker -> (web id, since, created)
         self._marker_lock = threading.Lock()
+        self._flaky_failures: dict[str, int] = {}
 
     # ---- dispatch -------------------------------------------------------------------------
     def handle(self, method: str, path: str, query: Query, body: bytes = b"") -> Reply:
@@ -181,6 +182,11 @@ class PiWebApi:
     def check_failing(self, point: Point) -> None:
         if point.name in self.server_config.failing_tags:
             raise ApiError(500, f"[-11091] Failed to read PI Point '{point.name}': Event collection is corrupt.")
+        if point.name in self.server_config.flaky_tags:
+            with self._marker_lock:
+                failures = self._flaky_failures[point.name] = self._flaky_failures.get(point.name, 0) + 1
+            if failures <= self.server_config.flaky_failures:
+                raise ApiError(503, f"The PI Data Archive is busy reading '{point.name}'; try again.")
 
     def times(self, query: Query, default_start: str, default_end: str) -> tuple[int, int]:
         now = self.now()
@@ -697,6 +703,17 @@ def _database_elements(api: PiWebApi, m, q, b) -> Reply:
     roots = [api.plant.root]
     candidates = [api.plant.root, *_descendants(api.plant.root)] if q.boolean("searchFullHierarchy", False) else roots
     return api.listing([e.to_json(api.base_url) for e in api.page(_element_filter(candidates, q), q)], q)
+
+
+@route("GET", r"elements")
+def _element_by_path(api: PiWebApi, m, q, b) -> Reply:
+    path = q.get("path")
+    if not path:
+        raise ApiError(400, "The 'path' parameter is required.")
+    element = next((e for e in api.plant.elements if e.path.lower() == path.lower()), None)
+    if element is None:
+        raise ApiError(404, f"Element not found '{path}'.")
+    return Reply.json(FieldSelection.parse(q.get("selectedFields")).filter(element.to_json(api.base_url)))
 
 
 @route("GET", r"elements/(?P<id>[^/]+)")

@@ -59,7 +59,7 @@ class ServerConfig:
     rate_limit: int = 0
     rate_limit_retry_after: int = 1
     csrf_defense: bool = True
-    #: Accepted schemes: any of "anonymous", "basic", "bearer".
+    #: Accepted schemes: any of "anonymous", "basic", "bearer", "kerberos" (a fixed test ticket).
     auth: tuple[str, ...] = ("anonymous",)
     users: dict[str, str] = field(default_factory=lambda: {"piuser": "pipassword"})
     bearer_tokens: tuple[str, ...] = ()
@@ -72,6 +72,9 @@ class ServerConfig:
     faults: tuple[str, ...] = ("503",)
     #: Tag names whose reads fail on the server (a sub-request status 500 with a message).
     failing_tags: tuple[str, ...] = ()
+    #: Tag names whose first ``flaky_failures`` reads fail with 503, then succeed.
+    flaky_tags: tuple[str, ...] = ()
+    flaky_failures: int = 2
     #: Markers older than this many seconds are gone (404 "Cache not found").
     marker_ttl: float = 600.0
     #: Seconds between pushes on a channel (WebSocket).

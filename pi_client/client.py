@@ -1,0 +1,96 @@
+"""``PiClient``: a transport plus the server limits that shape requests.
+
+Every reading function of pi_client takes a client as its first argument::
+
+    with PiClient("https://pi.example.com/piwebapi", auth=Basic("user", password)) as client:
+        points = find_points(client, name_filter="*TEMP*")
+        result = read_recorded(client, tags, start="2024-05-01T00:00:00Z", end="2024-05-02T00:00:00Z")
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .auth import PiAuth
+from .batch import SubReply, run_batch
+from .decode import decode, gc_paused
+from .errors import PiConfigError
+from .transport import RetryPolicy, Transport
+
+
+@dataclass
+class Limits:
+    """Request sizing. ``max_items_per_call`` is the server's MaxReturnedItemsPerCall (PI Web API
+    default 150,000); when the server refuses a count as too large, the client lowers it to what
+    the server names and asks again."""
+
+    max_items_per_call: int = 150_000
+    tags_per_request: int = 100      # streams per streamsets sub-request (fewer if the URL gets long)
+    requests_per_batch: int = 50     # sub-requests per batch POST
+    max_url_length: int = 16_000     # PI Web API (IIS) refuses longer URLs with 414
+    page_size: int = 10_000          # maxCount of list requests and of follow-up pages of one tag
+    values_per_batch: int = 1_500_000  # values one batch POST may return at most (bounds memory)
+
+    def __post_init__(self):
+        for name in ("max_items_per_call", "tags_per_request", "requests_per_batch", "max_url_length", "page_size",
+                     "values_per_batch"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise PiConfigError(f"Limits.{name} must be a positive integer, not {value!r}.")
+
+    def learn(self, messages: list[str]) -> bool:
+        """Lower ``max_items_per_call`` after a "greater than the maximum allowed" refusal."""
+        text = " ".join(messages)
+        if "maximum allowed" not in text:
+            return False
+        found = re.search(r"maximum allowed\D*(\d+)", text)
+        limit = int(found.group(1)) if found else self.max_items_per_call // 2
+        if limit >= self.max_items_per_call or limit < 1:
+            return False
+        self.max_items_per_call = limit
+        return True
+
+
+class PiClient:
+    """A PI Web API session: see :class:`Transport` for the connection settings."""
+
+    def __init__(self, url: str, auth: PiAuth | None = None, *, limits: Limits | None = None,
+                 ca_bundle: str | None = None, insecure_skip_tls_verify: bool = False,
+                 connect_timeout: float = 10.0, read_timeout: float = 300.0, retry: RetryPolicy = RetryPolicy(),
+                 max_requests_per_second: float | None = None):
+        self.transport = Transport(url, auth, ca_bundle=ca_bundle, insecure_skip_tls_verify=insecure_skip_tls_verify,
+                                   connect_timeout=connect_timeout, read_timeout=read_timeout, retry=retry,
+                                   max_requests_per_second=max_requests_per_second)
+        self.limits = limits or Limits()
+
+    def __repr__(self) -> str:
+        return f"PiClient({self.transport.url!r}, auth={self.transport.auth!r})"
+
+    def __enter__(self) -> "PiClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    @property
+    def url(self) -> str:
+        return self.transport.url
+
+    def get(self, path: str, kind: type, params=None):
+        """GET ``path`` and decode the reply into ``kind``."""
+        content = self.transport.get(path, params=params)
+        with gc_paused():
+            return decode(content, kind)
+
+    def batch(self, resources: dict[str, str]) -> dict[str, SubReply]:
+        """GET many resources through the batch controller, ``requests_per_batch`` at a time."""
+        keys = list(resources)
+        replies: dict[str, SubReply] = {}
+        step = self.limits.requests_per_batch
+        for i in range(0, len(keys), step):
+            replies.update(run_batch(self.transport, {k: resources[k] for k in keys[i:i + step]}))
+        return replies
