@@ -29,7 +29,7 @@ class Limits:
     tags_per_request: int = 100      # streams per streamsets sub-request (fewer if the URL gets long)
     requests_per_batch: int = 50     # sub-requests per batch POST
     max_url_length: int = 16_000     # PI Web API (IIS) refuses longer URLs with 414
-    page_size: int = 10_000          # maxCount of list requests and of follow-up pages of one tag
+    page_size: int = 10_000          # maxCount of list requests (points, elements, event frames)
     values_per_batch: int = 1_500_000  # values one batch POST may return at most (bounds memory)
 
     def __post_init__(self):

@@ -243,8 +243,7 @@ def read_recorded(client: PiClient, tags: Iterable[Tag | str], start, end,
                         progress.error = (f"More than {limits.max_items_per_call} values share the timestamp "
                                           f"{last}; raise the server's MaxReturnedItemsPerCall to read them.")
                         continue
-                    follow.append(_Job([progress], min(limits.max_items_per_call,
-                                                       progress.skip + max(job.max_count, limits.page_size))))
+                    follow.append(_Job([progress], limits.max_items_per_call))
             if chunk:
                 tables.append(values_table(chunk, point_types))
         return follow
