@@ -34,7 +34,7 @@ def make_payload(tags: int) -> bytes:
     ids = [p.web_id for p in api.plant.points]
     batch = {str(i): {"Method": "GET", "Resource": "https://pi/piwebapi/streamsets/recorded?"
                       + "&".join(f"webId={w}" for w in ids[i:i + 100])
-                      + f"&startTime=2024-05-01T00:00:00Z&endTime=2024-05-01T23:59:59.9999999Z&maxCount=1500"
+                      + "&startTime=2024-05-01T00:00:00Z&endTime=2024-05-01T23:59:59.9999999Z&maxCount=1500"
                       + f"&selectedFields={quote(STREAMSET_FIELDS, safe=';')}"}
              for i in range(0, len(ids), 100)}
     return api.handle("POST", "batch", Query({}), json.dumps(batch).encode()).body()

@@ -8,6 +8,7 @@ path or WebId go through the batch controller; objects that are not found are re
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 from urllib.parse import quote
@@ -175,7 +176,6 @@ def elements(client: PiClient, database_web_id: str, root_path: str | None = Non
 
 
 def _matches(element: dict, template: str | None, category: str | None, name_filter: str | None) -> bool:
-    import fnmatch
     return ((not template or (element.get("TemplateName") or "").lower() == template.lower())
             and (not category or category.lower() in (c.lower() for c in element.get("CategoryNames") or []))
             and (not name_filter or fnmatch.fnmatch(element["Name"].lower(), name_filter.lower())))

@@ -16,18 +16,18 @@ at the boundary is read once.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
 import msgspec
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import schemas
 from .client import PiClient
-from .decode import PiValue, StreamData, Streams, SummaryStreams, decode, gc_paused, values_table
+from .decode import (PiValue, StreamData, Streams, SummaryStreams, decode, gc_paused, parse_timestamps,
+                     values_table)
 from .errors import PiConfigError
 from .times import TICK_NS, to_ns, to_pi_time
 
@@ -132,9 +132,11 @@ def _fan_out(client: PiClient, jobs: list[_Job], resource: Callable[[_Job], str]
                 job.tags[0].error = f"HTTP {reply.status}: {'; '.join(reply.messages())}"
 
 
-def _regroup(client: PiClient, tags: list[_Progress], fixed: str = "") -> list[_Job]:
-    """Jobs of tags that start together, each under the tag count, URL length and item limits."""
+def _regroup(client: PiClient, tags: list[_Progress], fixed: str = "", max_tags: int | None = None) -> list[_Job]:
+    """Jobs of tags that start together, each under the tag count (``max_tags`` or the limits'),
+    URL length and item limits."""
     limits = client.limits
+    max_tags = min(max_tags or limits.tags_per_request, limits.tags_per_request)
     jobs: list[_Job] = []
     by_start: dict[str, list[_Progress]] = {}
     for progress in tags:
@@ -145,7 +147,7 @@ def _regroup(client: PiClient, tags: list[_Progress], fixed: str = "") -> list[_
         length = 0
         for progress in group:
             cost = len("&webId=") + len(quote(progress.tag.web_id, safe=""))
-            if current and (len(current) >= limits.tags_per_request or length + cost > room
+            if current and (len(current) >= max_tags or length + cost > room
                             or limits.max_items_per_call // (len(current) + 1) < 1):
                 jobs.append(_Job(current))
                 current, length = [], 0
@@ -156,6 +158,24 @@ def _regroup(client: PiClient, tags: list[_Progress], fixed: str = "") -> list[_
     for job in jobs:
         job.max_count = max(1, limits.max_items_per_call // len(job.tags))
     return jobs
+
+
+def _fixed_size_jobs(client: PiClient, tags: list[_Progress], fixed: str, per_tag: int) -> list[_Job]:
+    """Jobs for reads that return ``per_tag`` items per tag (interpolated values, summaries)."""
+    jobs = _regroup(client, tags, fixed, max_tags=max(1, client.limits.max_items_per_call // max(1, per_tag)))
+    for job in jobs:
+        job.max_count = per_tag
+    return jobs
+
+
+def _present_streams(job: _Job, streams: dict):
+    """(progress, stream) for each tag of the job; a tag missing from the reply gets an error."""
+    for progress in job.tags:
+        stream = streams.get(progress.tag.web_id)
+        if stream is None:
+            progress.error = "The reply did not contain this stream."
+        else:
+            yield progress, stream
 
 
 def _web_id_query(tags: list[_Progress]) -> str:
@@ -220,11 +240,7 @@ def read_recorded(client: PiClient, tags: Iterable[Tag | str], start, end,
             streams = {s.WebId: s for s in decode(content, Streams).Items}
             chunk: list[StreamData] = []
             follow: list[_Job] = []
-            for progress in job.tags:
-                stream = streams.get(progress.tag.web_id)
-                if stream is None:
-                    progress.error = "The reply did not contain this stream."
-                    continue
+            for progress, stream in _present_streams(job, streams):
                 items = stream.Items
                 full = len(items) >= job.max_count
                 kept, first_ordinal = _skip_read(items, progress)
@@ -295,11 +311,7 @@ def read_interpolated(client: PiClient, tags: Iterable[Tag | str], start, end, i
         with gc_paused():
             streams = {s.WebId: s for s in decode(content, Streams).Items}
             chunk = []
-            for progress in job.tags:
-                stream = streams.get(progress.tag.web_id)
-                if stream is None:
-                    progress.error = "The reply did not contain this stream."
-                    continue
+            for progress, stream in _present_streams(job, streams):
                 progress.pages, progress.values = 1, len(stream.Items)
                 chunk.append(StreamData(progress.tag.web_id, progress.name or stream.Name, stream.UnitsAbbreviation,
                                         stream.Items))
@@ -307,15 +319,7 @@ def read_interpolated(client: PiClient, tags: Iterable[Tag | str], start, end, i
                 tables.append(values_table(chunk, point_types))
         return []
 
-    saved = client.limits.tags_per_request
-    client.limits.tags_per_request = max(1, min(saved, client.limits.max_items_per_call // max(1, per_tag)))
-    try:
-        jobs = _regroup(client, progress, fixed + STREAMSET_FIELDS)
-    finally:
-        client.limits.tags_per_request = saved
-    for job in jobs:
-        job.max_count = per_tag
-    _fan_out(client, jobs, resource, accept)
+    _fan_out(client, _fixed_size_jobs(client, progress, fixed + STREAMSET_FIELDS, per_tag), resource, accept)
     return _result(client, progress, end_ns, tables, schemas.VALUES, counters, started)
 
 
@@ -343,11 +347,7 @@ def read_summaries(client: PiClient, tags: Iterable[Tag | str], start, end, dura
 
     def accept(job: _Job, content) -> list[_Job]:
         streams = {s.WebId: s for s in decode(content, SummaryStreams).Items}
-        for progress in job.tags:
-            stream = streams.get(progress.tag.web_id)
-            if stream is None:
-                progress.error = "The reply did not contain this stream."
-                continue
+        for progress, stream in _present_streams(job, streams):
             progress.pages, progress.values = 1, len(stream.Items)
             for item in stream.Items:
                 value = item.Value.Value
@@ -361,20 +361,10 @@ def read_summaries(client: PiClient, tags: Iterable[Tag | str], start, end, dura
                 rows["units"].append(stream.UnitsAbbreviation)
         return []
 
-    saved = client.limits.tags_per_request
-    client.limits.tags_per_request = max(1, min(saved, client.limits.max_items_per_call // per_tag))
-    try:
-        jobs = _regroup(client, progress, fixed + SUMMARY_FIELDS)
-    finally:
-        client.limits.tags_per_request = saved
-    for job in jobs:
-        job.max_count = per_tag
-    _fan_out(client, jobs, resource, accept)
-    stamps = rows.pop("timestamp")
-    table = pa.Table.from_pydict({**rows, "timestamp": pa.array(stamps, pa.string())})
-    table = table.set_column(table.schema.get_field_index("timestamp"), "timestamp",
-                             pc.cast(table["timestamp"], schemas.TIMESTAMP)).select(schemas.SUMMARIES.names)
-    return _result(client, progress, end_ns, [table.cast(schemas.SUMMARIES)], schemas.SUMMARIES, counters, started)
+    _fan_out(client, _fixed_size_jobs(client, progress, fixed + SUMMARY_FIELDS, per_tag), resource, accept)
+    rows["timestamp"] = parse_timestamps(pa.array(rows["timestamp"], pa.string()))
+    table = pa.Table.from_pydict(rows, schema=schemas.SUMMARIES)
+    return _result(client, progress, end_ns, [table], schemas.SUMMARIES, counters, started)
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}

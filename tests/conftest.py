@@ -39,6 +39,20 @@ def http():
         yield session
 
 
+@pytest.fixture
+def tls_files(tmp_path) -> tuple[str, str, str]:
+    """A certificate for 127.0.0.1, its key and the CA that signed it (PEM files)."""
+    import trustme
+
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1")
+    cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    certificate.cert_chain_pems[0].write_to_path(str(cert_file))
+    certificate.private_key_pem.write_to_path(str(key_file))
+    authority.cert_pem.write_to_path(str(ca_file))
+    return str(cert_file), str(key_file), str(ca_file)
+
+
 @pytest.fixture(scope="session")
 def truth(shared_server) -> GroundTruth:
     return GroundTruth(shared_server.api)

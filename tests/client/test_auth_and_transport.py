@@ -6,10 +6,8 @@ import logging
 import socket
 import sys
 import time
-import types
 
 import pytest
-import trustme
 
 from pi_client import (Anonymous, Basic, Bearer, Kerberos, OidcClientCredentials, PiAuthError, PiClient,
                        PiConfigError, PiConnectionError, PiHttpError, RetryPolicy, data_servers)
@@ -102,19 +100,14 @@ def test_posts_carry_x_requested_with_so_csrf_defence_lets_them_through(shared_s
     assert {k: r.status for k, r in replies.items()} == {"a": 200, "b": 200}
 
 
-def test_tls_is_verified_against_a_ca_bundle(tmp_path):
-    authority = trustme.CA()
-    certificate = authority.issue_cert("127.0.0.1")
-    cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
-    certificate.cert_chain_pems[0].write_to_path(str(cert_file))
-    certificate.private_key_pem.write_to_path(str(key_file))
-    authority.cert_pem.write_to_path(str(ca_file))
+def test_tls_is_verified_against_a_ca_bundle(tls_files, tmp_path):
+    cert_file, key_file, ca_file = tls_files
     api = PiWebApi(SMALL_PLANT, ServerConfig(), Clock(NOW))
-    with SimulatorServer(api, tls_cert=str(cert_file), tls_key=str(key_file)) as server:
+    with SimulatorServer(api, tls_cert=cert_file, tls_key=key_file) as server:
         with PiClient(server.url, retry=QUICK) as client, pytest.raises(PiConnectionError) as untrusted:
             data_servers(client)
         assert "TLS certificate verification failed" in str(untrusted.value) and server.url in str(untrusted.value)
-        with PiClient(server.url, ca_bundle=str(ca_file)) as client:
+        with PiClient(server.url, ca_bundle=ca_file) as client:
             assert data_servers(client).num_rows == 1
         with PiClient(server.url, insecure_skip_tls_verify=True) as client:
             assert data_servers(client).num_rows == 1

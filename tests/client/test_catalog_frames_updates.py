@@ -9,7 +9,6 @@ import pyarrow.compute as pc
 from pi_client import (Limits, PiClient, asset_databases, attributes, data_servers, element_templates, elements,
                        find_database, find_event_frames, find_points, owner_values, points_by_path, points_by_web_id,
                        points_from_af, updates, SEARCH_MODES)
-from pi_client.times import to_ns
 from pi_simulator import GroundTruth
 from pi_simulator.api import frame_end, frame_matches
 from pi_simulator.pitime import TICKS_PER_SECOND, parse_time

@@ -6,7 +6,6 @@ import time
 
 import pytest
 import requests
-import trustme
 
 from pi_simulator import Clock, PiWebApi, ServerConfig, SimulatorServer
 from tests.conftest import NOW, SMALL_PLANT, make_server
@@ -93,16 +92,11 @@ def test_fault_rate_is_a_share_of_requests():
         assert 60 <= failures <= 140
 
 
-def test_https_with_a_certificate(tmp_path):
-    authority = trustme.CA()
-    certificate = authority.issue_cert("127.0.0.1")
-    cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
-    certificate.cert_chain_pems[0].write_to_path(str(cert_file))
-    certificate.private_key_pem.write_to_path(str(key_file))
-    authority.cert_pem.write_to_path(str(ca_file))
+def test_https_with_a_certificate(tls_files):
+    cert_file, key_file, ca_file = tls_files
     api = PiWebApi(SMALL_PLANT, ServerConfig(), Clock(NOW))
-    with SimulatorServer(api, tls_cert=str(cert_file), tls_key=str(key_file)) as server:
+    with SimulatorServer(api, tls_cert=cert_file, tls_key=key_file) as server:
         assert server.url.startswith("https://")
-        assert requests.get(f"{server.url}/system", verify=str(ca_file)).status_code == 200
+        assert requests.get(f"{server.url}/system", verify=ca_file).status_code == 200
         with pytest.raises(requests.exceptions.SSLError):
             requests.get(f"{server.url}/system")  # not trusted by default
