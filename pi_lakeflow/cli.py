@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from pi_simulator import FAULTS, Clock, PiWebApi, PlantConfig, ServerConfig, SimulatorServer
 from pi_simulator.pitime import TimeStringError, parse_duration, parse_time
@@ -163,10 +164,46 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Start the embedded simulator, read from it over HTTP, and show what it serves."""
+    """Start the embedded simulator, run the pipeline on it twice, show what landed."""
     from pi_lakeflow.demo import run_demo
 
-    return run_demo(args)
+    return run_demo(args.tags, Path(args.state_dir), args.hours)
+
+
+def _load(path: str):
+    from pi_lakeflow.local import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pi_client import PiError
+    from pi_lakeflow.local import preflight, run_pipeline
+    from pi_lakeflow.settings import SettingsError
+
+    config = _load(args.config)
+    try:
+        missing = preflight(config)
+    except (PiError, SettingsError) as error:
+        print(f"pi-lakeflow run: {error}", file=sys.stderr)
+        return 1
+    if missing:
+        print(f"warning: the server has no tag named {', '.join(missing)}; they are listed in pi_ingestion_log",
+              file=sys.stderr)
+    return run_pipeline(config, full_refresh=args.full_refresh)
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from pi_lakeflow.local import ConfigError
+    from pi_lakeflow.query import run_query
+
+    try:
+        return run_query(_load(args.config), args.sql, args.format)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,10 +216,25 @@ def main(argv: list[str] | None = None) -> int:
     simulate.add_argument("--verbose", action="store_true", help="log every request")
     _add_simulator_options(simulate)
     simulate.set_defaults(run=cmd_simulate)
-    demo = commands.add_parser("demo", help="start the simulator and show what it serves",
-                               description="Start the embedded simulator on a free port and show what it serves.")
+    demo = commands.add_parser("demo", help="run the pipeline on the embedded simulator and show what landed",
+                               description="Start the embedded simulator, run the pipeline twice (back-fill, then "
+                                           "incremental) into a local catalog, and show what landed.")
     demo.add_argument("--tags", type=_positive_int, default=1_000, help="PI points (default 1000)")
+    demo.add_argument("--hours", type=_positive_int, default=6, help="hours of history to back-fill (default 6)")
+    demo.add_argument("--state-dir", default="pi-lakeflow-demo",
+                      help="folder for the local catalog and the demo's config (default ./pi-lakeflow-demo)")
     demo.set_defaults(run=cmd_demo)
+    run = commands.add_parser("run", help="run the pipeline once on local Spark",
+                              description="Run the declarative pipeline once (incremental) with local Spark.")
+    run.add_argument("--config", required=True, help="the local config file (YAML; see README)")
+    run.add_argument("--full-refresh", action="store_true", help="reset every table and read from pi.start again")
+    run.set_defaults(run=cmd_run)
+    query = commands.add_parser("query", help="print a SQL query over the local tables",
+                                description="Print the result of a SQL query over the tables of a local run.")
+    query.add_argument("sql", help='e.g. "SELECT name, count(*) FROM pi_timeseries GROUP BY name"')
+    query.add_argument("--config", required=True, help="the local config file of the runs")
+    query.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output (default table)")
+    query.set_defaults(run=cmd_query)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

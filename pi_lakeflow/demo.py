@@ -1,57 +1,50 @@
-"""``pi-lakeflow demo``: the embedded simulator, read over HTTP, summarised on the terminal.
+"""``pi-lakeflow demo``: the embedded simulator, the pipeline run on it twice, what landed.
 
-Until the pipeline exists this shows what the simulator serves; it reads through plain HTTP
-calls in PI Web API's batch format, the same requests a connector sends.
+The first run back-fills the history of every tag; the second, a little later, reads only what
+is new plus the look-back range, and lands only values that were not there yet. The config file
+written beside the tables lets ``pi-lakeflow query`` and ``pi-lakeflow run`` go on from there.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
+from pathlib import Path
 
-import requests
+import yaml
 
 from pi_simulator import PiWebApi, PlantConfig, SimulatorServer
+from pi_simulator.plant import ASSET_DATABASE_NAME
+
+from .local import load_config, run_pipeline
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def write_demo_config(state_dir: Path, url: str, hours: int) -> Path:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / "config.yml"
+    config = {"state_dir": ".", "cores": 2, "configuration": {
+        "pi.url": url, "pi.start": f"*-{hours}h", "pi.lookback": "1h", "pi.partition_size": 250,
+        "pi.af.database": ASSET_DATABASE_NAME, "pi.event_frames.start": "*-7d"}}
+    path.write_text("# Written by pi-lakeflow demo: the embedded simulator's settings.\n"
+                    + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def run_demo(tags: int, state_dir: Path, hours: int) -> int:
     started = time.perf_counter()
-    plant = PlantConfig(tags=args.tags, elements=max(args.tags, 50), event_frames=max(args.tags // 10, 20))
-    with SimulatorServer(PiWebApi(plant)) as server, requests.Session() as http:
-        http.headers["X-Requested-With"] = "pi-lakeflow-demo"
-        print(f"Simulator: {server.url}  (plant built in {time.perf_counter() - started:.1f} s)")
-        data_server = http.get(f"{server.url}/dataservers").json()["Items"][0]
-        points, start = [], 0
-        while True:
-            page = http.get(data_server["Links"]["Points"], params={"startIndex": start, "maxCount": 1000,
-                            "selectedFields": "Items.WebId;Items.Name;Items.PointType;Items.EngineeringUnits"}).json()
-            points += page["Items"]
-            if len(page["Items"]) < 1000:
-                break
-            start += 1000
-        print(f"Data server {data_server['Name']}: {len(points):,} PI points")
-        sample = points[:8]
-        query = "&".join(f"webId={p['WebId']}" for p in sample)
-        batch = {"1": {"Method": "GET", "Resource": f"{server.url}/streamsets/recorded?{query}"
-                                                    f"&startTime=*-1h&endTime=*&maxCount=1000"}}
-        reply = http.post(f"{server.url}/batch", json=batch)
-        streams = reply.json()["1"]["Content"]["Items"]
-        print(f"\nRecorded values of the last hour (one batch request, HTTP {reply.status_code}):")
-        print(f"  {'tag':34} {'type':9} {'values':>6}  latest")
-        for point, stream in zip(sample, streams):
-            last = stream["Items"][-1] if stream["Items"] else None
-            shown = "" if last is None else f"{last['Timestamp']}  {last['Value']!s:.40} {stream['UnitsAbbreviation']}"
-            print(f"  {point['Name']:34} {point['PointType']:9} {len(stream['Items']):>6}  {shown}")
-        asset_server = http.get(f"{server.url}/assetservers").json()["Items"][0]
-        database = http.get(asset_server["Links"]["Databases"]).json()["Items"][0]
-        elements = http.get(database["Links"]["Elements"], params={"searchFullHierarchy": "true",
-                            "maxCount": 150000, "selectedFields": "Items.Path"}).json()["Items"]
-        frames = http.get(database["Links"]["EventFrames"], params={"startTime": "*-1d", "endTime": "*",
-                          "maxCount": 150000}).json()["Items"]
-        open_frames = sum(1 for f in frames if f["EndTime"].startswith("9999"))
-        print(f"\nAF database {database['Path']}: {len(elements):,} elements, "
-              f"{max(len(e['Path'].split(chr(92))) for e in elements) - 4} levels deep")
-        print(f"Event frames overlapping the last day: {len(frames)} ({open_frames} in progress)")
-        print(f"\nDone in {time.perf_counter() - started:.1f} s. Serve it yourself with: "
-              f"pi-lakeflow simulate --port 5443")
+    plant = PlantConfig(tags=tags, elements=max(tags, 50), event_frames=max(tags // 10, 20))
+    with SimulatorServer(PiWebApi(plant)) as server:
+        print(f"PI Web API simulator: {server.url} ({tags:,} tags, {plant.elements:,} AF elements, "
+              f"{plant.event_frames:,} event frames)", flush=True)
+        config_path = write_demo_config(state_dir, server.url, hours)
+        config = load_config(config_path)
+        for run, what in ((1, f"back-fill of the last {hours} h"), (2, "incremental: new values and the look-back")):
+            print(f"\n== run {run}: {what} ==", flush=True)
+            status = run_pipeline(config)
+            if status:
+                print(f"pi-lakeflow demo: run {run} failed (exit status {status}); the lines above say why.")
+                return status
+    print(f"\nDone in {time.perf_counter() - started:.0f} s. The tables are in {config.state_dir}; query them with:")
+    print(f'  .venv/bin/pi-lakeflow query --config {config_path} '
+          f'"SELECT name, count(*) AS n, max(timestamp) AS latest FROM pi_timeseries GROUP BY name ORDER BY n DESC LIMIT 10"')
+    print(f'  .venv/bin/pi-lakeflow query --config {config_path} "SELECT * FROM pi_ingestion_log ORDER BY batch, partition"')
     return 0

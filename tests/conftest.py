@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import requests
 
@@ -56,3 +58,21 @@ def tls_files(tmp_path) -> tuple[str, str, str]:
 @pytest.fixture(scope="session")
 def truth(shared_server) -> GroundTruth:
     return GroundTruth(shared_server.api)
+
+
+def value_json(row: dict) -> str:
+    """A typed value row (pi_client.schemas.VALUES) back as the JSON of PI Web API's ``Value``."""
+    if row["error"] is not None:
+        return json.dumps({"Errors": row["error"].split("; ")}, sort_keys=True)
+    if row["state_name"] is not None:
+        return json.dumps({"IsSystem": row["is_system"], "Name": row["state_name"], "Value": row["state_code"]},
+                          sort_keys=True)
+    if row["value_string"] is not None:
+        return json.dumps(row["value_string"])
+    return json.dumps(row["value_double"])
+
+
+def truth_json(value) -> str:
+    """A ground-truth ``Value`` as value_json writes it (JSON numbers compared as doubles)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return json.dumps(float(value) if number else value, sort_keys=True)

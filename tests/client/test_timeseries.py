@@ -13,7 +13,7 @@ from pi_client import Limits, PiClient, RetryPolicy, Tag, read_interpolated, rea
 from pi_client.times import to_ns
 from pi_simulator import GroundTruth
 from pi_simulator.api import Query
-from tests.conftest import NOW, make_server
+from tests.conftest import NOW, make_server, truth_json, value_json
 
 START, END = "2024-05-01T00:00:00Z", "2024-05-02T00:00:00Z"
 QUICK = RetryPolicy(attempts=4, backoff=0.01, max_backoff=0.05)
@@ -25,26 +25,8 @@ def tags_of(points) -> list[Tag]:
 
 def expected_rows(truth: GroundTruth, point, start=START, end_ticks=NOW - 1) -> list[tuple]:
     """(timestamp text, value JSON, flags) for every recorded value in [start, end)."""
-    return [(v["Timestamp"], json.dumps(_number(v["Value"]), sort_keys=True), v["Good"], v["Questionable"], v["Substituted"],
+    return [(v["Timestamp"], truth_json(v["Value"]), v["Good"], v["Questionable"], v["Substituted"],
              v["Annotated"]) for v in truth.recorded(point.name, start, end_ticks)]
-
-
-def as_json_value(row: dict) -> str:
-    """Turn a typed row back into what PI Web API sent as ``Value``."""
-    if row["error"] is not None:
-        return json.dumps({"Errors": row["error"].split("; ")}, sort_keys=True)
-    if row["state_name"] is not None:
-        return json.dumps({"IsSystem": row["is_system"], "Name": row["state_name"], "Value": row["state_code"]},
-                          sort_keys=True)
-    if row["value_string"] is not None:
-        return json.dumps(row["value_string"])
-    number = row["value_double"]
-    return json.dumps(number)
-
-
-def _number(value):
-    """JSON numbers compared as doubles ("410" and "410.0" are one value)."""
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
 def pi_text(timestamp) -> str:
@@ -57,7 +39,7 @@ def pi_text(timestamp) -> str:
 
 def got_rows(table: pa.Table, point) -> list[tuple]:
     rows = table.filter(pc.equal(table["web_id"], point.web_id)).to_pylist()
-    return [(pi_text(pa.scalar(r["timestamp"], schemas.TIMESTAMP)), as_json_value(r), r["good"],
+    return [(pi_text(pa.scalar(r["timestamp"], schemas.TIMESTAMP)), value_json(r), r["good"],
              r["questionable"], r["substituted"], r["annotated"]) for r in rows]
 
 

@@ -1,0 +1,184 @@
+"""Local runs on open-source Spark: the config file, the pipeline spec, the run, queries.
+
+A local config file (YAML)::
+
+    state_dir: ./pi-state          # catalog, tables, checkpoints and cursors live here
+    cores: 2                       # Spark's local master: how many tag partitions run at once
+    configuration:                 # the pipeline configuration: the same keys as in the bundle
+      pi.url: https://pi.example.com/piwebapi
+      pi.auth: basic
+      pi.user: svc-lakeflow
+      pi.password: env:PI_PASSWORD
+
+Tables persist in an embedded Hive metastore (Derby) and a warehouse folder under ``state_dir``,
+so that the next run is incremental. Locally they are Spark's default format (parquet); on
+Databricks the same definitions make Delta tables in Unity Catalog.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pi_client import RetryPolicy, data_servers
+
+from . import settings as settings_module
+from .connection import connect
+from .discovery import select_tags
+from .settings import Settings, SettingsError
+
+CONFIG_KEYS = ("state_dir", "cores", "configuration")
+#: Before Spark starts, a server that does not answer is reported after a few seconds, not minutes.
+PREFLIGHT_RETRY = RetryPolicy(attempts=3, backoff=0.5, max_backoff=2.0)
+PIPELINE_NAME = "pi_lakeflow"
+
+
+class ConfigError(ValueError):
+    """The local config file is unreadable or wrong; the message says where and what is accepted."""
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    path: Path
+    state_dir: Path
+    cores: int
+    configuration: dict[str, str]
+    settings: Settings
+
+    @property
+    def warehouse(self) -> Path:
+        return self.state_dir / "warehouse"
+
+    @property
+    def metastore(self) -> Path:
+        return self.state_dir / "metastore"
+
+
+def load_config(path: str | os.PathLike) -> LocalConfig:
+    """Read and check a local config file; nothing starts before it passes."""
+    file = Path(path)
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"cannot read the config file {file}: {error.strerror or error}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{file} is not valid YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file} must be a mapping with the keys {', '.join(CONFIG_KEYS)}")
+    unknown = sorted(set(data) - set(CONFIG_KEYS))
+    if unknown:
+        raise ConfigError(f"{file}: unknown key {', '.join(map(str, unknown))}; accepted: {', '.join(CONFIG_KEYS)}")
+    if not data.get("state_dir"):
+        raise ConfigError(f"{file}: state_dir is missing: the folder for the local catalog, tables and cursors")
+    state_dir = (file.parent / str(data["state_dir"])).resolve()
+    cores = data.get("cores", 2)
+    if not isinstance(cores, int) or isinstance(cores, bool) or cores < 1:
+        raise ConfigError(f"{file}: cores must be a whole number of 1 or more, not {cores!r}")
+    configuration = data.get("configuration") or {}
+    if not isinstance(configuration, dict):
+        raise ConfigError(f"{file}: configuration must be a mapping of setting keys to values")
+    configuration = {str(k): _text(v) for k, v in configuration.items()}
+    configuration.setdefault("pi.state_path", str(state_dir / "source"))
+    try:
+        parsed = settings_module.parse(configuration, literal_secrets=False)
+    except SettingsError as error:
+        raise ConfigError(f"{file}: {error}") from None
+    return LocalConfig(file, state_dir, cores, configuration, parsed)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def preflight(config: LocalConfig) -> list[str]:
+    """Reach the server with the configured identity before Spark starts; return the selected
+    tag names that the server does not have. Raises PiError (or SettingsError for a secret
+    reference that is not set) with one clear message."""
+    with connect(config.settings, retry=PREFLIGHT_RETRY) as client:
+        data_servers(client)
+        return sorted(select_tags(client, config.settings).errors)
+
+
+def definitions_dir() -> Path:
+    """The pipeline definitions: inside the installed wheel, or ``pipelines/`` of a source tree."""
+    packaged = Path(__file__).parent / "pipelines"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "pipelines"
+
+
+def write_spec(config: LocalConfig) -> Path:
+    """The spark-pipelines spec under state_dir, with a copy of the definitions beside it."""
+    folder = config.state_dir / "pipeline"
+    definitions = folder / "definitions"
+    shutil.rmtree(definitions, ignore_errors=True)
+    definitions.mkdir(parents=True)
+    for file in definitions_dir().glob("*.py"):
+        shutil.copy2(file, definitions / file.name)
+    spec = {"name": PIPELINE_NAME, "storage": (config.state_dir / "checkpoints").as_uri(),
+            "libraries": [{"glob": {"include": "definitions/**"}}], "configuration": config.configuration}
+    path = folder / "spark-pipeline.yml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def spark_confs(config: LocalConfig) -> dict[str, str]:
+    """Static Spark settings of a local run or query: the persistent catalog, no console noise."""
+    return {
+        "spark.sql.catalogImplementation": "hive",
+        "spark.sql.warehouse.dir": str(config.warehouse),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={config.metastore}",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.ui.enabled": "false",
+    }
+
+
+def write_spark_conf_dir(config: LocalConfig) -> Path:
+    """A SPARK_CONF_DIR for the run: spark-defaults.conf reaches every JVM the launcher starts
+    (``--conf`` does not reach its Spark Connect server), and Spark logs errors only."""
+    folder = config.state_dir / "pipeline" / "spark-conf"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "spark-defaults.conf").write_text(
+        "".join(f"{key} {value}\n" for key, value in spark_confs(config).items()), encoding="utf-8")
+    shutil.copy2(Path(__file__).parent / "log4j2.properties", folder / "log4j2.properties")
+    return folder
+
+
+def spark_home() -> Path:
+    import pyspark
+    return Path(pyspark.__file__).parent
+
+
+def run_pipeline(config: LocalConfig, full_refresh: bool = False) -> int:
+    """One run of the pipeline (the engine in a Spark driver process); its exit status."""
+    config.metastore.mkdir(parents=True, exist_ok=True)
+    spec = write_spec(config)
+    # The launcher's Spark Connect server runs on "local" (one core) unless told otherwise.
+    command = [str(spark_home() / "bin" / "spark-class"), "org.apache.spark.deploy.SparkPipelines",
+               "--remote", f"local[{config.cores}]", str(Path(__file__).parent / "engine.py"), "--spec", str(spec),
+               "--state-path", config.settings.state_path]
+    if full_refresh:
+        command.append("--full-refresh")
+    environment = {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_CONF_DIR": str(write_spark_conf_dir(config)),
+                   "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    return subprocess.call(command, env=environment, cwd=str(config.state_dir))
+
+
+def local_session(config: LocalConfig):
+    """A classic SparkSession over the local catalog (for queries and tests)."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName("pi-lakeflow query").master(f"local[{config.cores}]")
+    for key, value in spark_confs(config).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+

@@ -1,0 +1,32 @@
+"""``pi-lakeflow query``: a SQL query over the local tables, printed as a table, CSV or JSON."""
+
+from __future__ import annotations
+
+import sys
+
+from .local import ConfigError, LocalConfig, local_session
+
+
+def run_query(config: LocalConfig, sql: str, output: str) -> int:
+    if not config.metastore.is_dir():
+        raise ConfigError(f"no tables under {config.state_dir} yet; run: pi-lakeflow run --config {config.path}")
+    from pyspark.errors import PySparkException
+
+    spark = local_session(config)
+    try:
+        frame = spark.sql(sql).toPandas()
+    except PySparkException as error:
+        print(f"pi-lakeflow query: {str(error).splitlines()[0]}", file=sys.stderr)
+        return 1
+    finally:
+        spark.stop()
+    if output == "csv":
+        frame.to_csv(sys.stdout, index=False)
+    elif output == "json":
+        frame.to_json(sys.stdout, orient="records", lines=True, date_format="iso")
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", 200, "display.max_columns", 50, "display.width", 200):
+            print(frame.to_string(index=False) if len(frame) else "(no rows)")
+    return 0

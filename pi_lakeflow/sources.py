@@ -1,0 +1,184 @@
+"""Spark glue: Python data sources over pi_client and the state store. No PI logic lives here.
+
+* ``pi_timeseries`` (streaming): each micro-batch is one planned batch; its partitions are tag
+  groups, read by Spark tasks on the executors, each calling :func:`extract.read_partition`.
+  The offset is the batch number; the per-tag cursors are in the state store (see state.py).
+* ``pi_catalog`` (batch, option ``table``): a table of tables.CATALOG, read from the server, or
+  of tables.STATE (``pi_ingestion_log``, ``pi_tag_cursors``), read from the state store; one task.
+
+Every source takes the pipeline settings as options (settings.configuration) and parses them
+where it runs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark.sql.datasource import DataSource, DataSourceReader, DataSourceStreamReader, InputPartition
+from pyspark.sql.pandas.types import from_arrow_schema
+from pyspark.sql.types import StructType
+
+from . import tables
+from .connection import connect
+from .discovery import catalog_table
+from .extract import plan_batch, read_partition
+from .settings import Settings, parse
+from .state import StateStore
+
+#: Batches kept in the state store behind the last committed one (for replays and the log).
+KEEP_BATCHES = 3
+
+
+def _settings(options) -> Settings:
+    return parse({k: v for k, v in options.items() if k.startswith("pi.")})
+
+
+@dataclass
+class BatchPartition(InputPartition):
+    batch: int
+    partition: int
+
+
+class TimeSeriesReader(DataSourceStreamReader):
+    def __init__(self, options):
+        self.settings = _settings(options)
+        self.store = StateStore(self.settings.state_path)
+
+    def initialOffset(self) -> dict:
+        return {"batch": 0}
+
+    def latestOffset(self, start: dict, limit) -> dict:
+        batch = start["batch"]
+        with connect(self.settings) as client:
+            planned = plan_batch(client, self.settings, self.store.tag_state(batch), batch + 1, time.time_ns())
+        if planned is None:
+            return start
+        info, rows = planned
+        self.store.write_plan(info, rows)
+        return {"batch": info.batch}
+
+    def partitions(self, start: dict, end: dict) -> list[BatchPartition]:
+        info, _ = self.store.plan(end["batch"])
+        return [BatchPartition(info.batch, p) for p in range(info.partitions)]
+
+    def read(self, partition: BatchPartition) -> Iterator[pa.RecordBatch]:
+        with connect(self.settings) as client:
+            landed = read_partition(client, self.store, partition.batch, partition.partition)
+        yield from landed.to_batches(max_chunksize=100_000)
+
+    def commit(self, end: dict) -> None:
+        self.store.prune(end["batch"] - KEEP_BATCHES, lambda batch: log_rows(self.store, batch))
+
+
+class TimeSeriesSource(DataSource):
+    """``spark.readStream.format("pi_timeseries")``: PI recorded values, incrementally."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "pi_timeseries"
+
+    def schema(self) -> StructType:
+        return from_arrow_schema(tables.TIMESERIES)
+
+    def streamReader(self, schema: StructType) -> DataSourceStreamReader:
+        return TimeSeriesReader(self.options)
+
+
+def _finished(store: StateStore, batch: int) -> bool:
+    info, _ = store.plan(batch)
+    return len(store.outcomes(batch)) == info.partitions
+
+
+def ingestion_log(store: StateStore) -> pa.Table:
+    """tables.INGESTION_LOG: the log of pruned batches, then that of the finished batches kept."""
+    live = [log_rows(store, b) for b in store.batches() if _finished(store, b)]
+    return pa.concat_tables([store.archived_log(tables.INGESTION_LOG), *live])
+
+
+def log_rows(store: StateStore, batch: int) -> pa.Table:
+    """tables.INGESTION_LOG rows of one finished batch."""
+    info, _ = store.plan(batch)
+    rows = []
+    if info.missing:
+        rows.append({"batch": batch, "partition": -1, "tags": len(info.missing), "tags_failed": len(info.missing),
+                     "values_read": 0, "values_landed": 0, "requests": 0, "retries": 0, "bytes_received": 0,
+                     "read_to": info.end_ns // 1000, "failed_tags": list(info.missing.items())})
+    for partition, (outcome, stats) in sorted(store.outcomes(batch).items()):
+        failed = outcome.filter(pc.is_valid(outcome["last_error"]))
+        rows.append({
+            "batch": batch, "partition": partition, "started_at": stats.started_ns // 1000, "seconds": stats.seconds,
+            "tags": len(outcome), "tags_failed": len(failed),
+            "values_read": pc.sum(outcome["values_read"]).as_py() or 0,
+            "values_landed": pc.sum(outcome["values_landed"]).as_py() or 0,
+            "requests": stats.requests, "retries": stats.retries, "bytes_received": stats.bytes_received,
+            "read_from_min": pc.min(outcome["read_from_ns"]).as_py() // 1000,
+            "read_from_max": pc.max(outcome["read_from_ns"]).as_py() // 1000,
+            "read_to": info.end_ns // 1000,
+            "failed_tags": [(name or web_id, error) for name, web_id, error
+                            in zip(*(failed[c].to_pylist() for c in ("name", "web_id", "last_error")))],
+        })
+    return pa.Table.from_pylist(rows, schema=tables.INGESTION_LOG)
+
+
+def tag_cursors(store: StateStore) -> pa.Table:
+    """tables.TAG_CURSORS after the newest finished batch."""
+    finished = [b for b in store.batches() if _finished(store, b)]
+    if not finished:
+        return tables.TAG_CURSORS.empty_table()
+    state = store.tag_state(finished[-1])
+    micros = {c: pc.divide(state[c], 1000) for c in ("cursor_ns", "origin_ns")}
+    return pa.table({"web_id": state["web_id"], "name": state["name"],
+                     "cursor": micros["cursor_ns"].cast(tables.SPARK_TIMESTAMP),
+                     "origin": micros["origin_ns"].cast(tables.SPARK_TIMESTAMP),
+                     "batch": pa.array([finished[-1]] * len(state), pa.int64()),
+                     "last_error": state["last_error"]}, schema=tables.TAG_CURSORS)
+
+
+@dataclass
+class CatalogPartition(InputPartition):
+    table: str
+
+
+class CatalogReader(DataSourceReader):
+    def __init__(self, options):
+        self.settings = _settings(options)
+        self.table = options["table"]
+
+    def partitions(self) -> list[CatalogPartition]:
+        return [CatalogPartition(self.table)]
+
+    def read(self, partition: CatalogPartition) -> Iterator[pa.RecordBatch]:
+        store = StateStore(self.settings.state_path)
+        if partition.table == "pi_tag_cursors":
+            found = tag_cursors(store)
+        elif partition.table == "pi_ingestion_log":
+            found = ingestion_log(store)
+        else:
+            with connect(self.settings) as client:
+                found = tables.for_spark(catalog_table(client, self.settings, partition.table, time.time_ns()))
+        yield from found.to_batches()
+
+
+class CatalogSource(DataSource):
+    """``spark.read.format("pi_catalog").option("table", name)``: points, AF, event frames, cursors."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "pi_catalog"
+
+    def schema(self) -> StructType:
+        table = self.options["table"]
+        known = {**tables.CATALOG, **tables.STATE}
+        if table not in known:
+            raise ValueError(f"pi_catalog has no table '{table}'; it has: {', '.join(known)}")
+        return from_arrow_schema(tables.spark_schema(known[table]))
+
+    def reader(self, schema: StructType) -> DataSourceReader:
+        return CatalogReader(self.options)
+
+
+SOURCES = (TimeSeriesSource, CatalogSource)

@@ -1,0 +1,166 @@
+"""Where the time-series source keeps its per-tag cursors: Arrow files under ``pi.state_path``.
+
+Spark checkpoints the stream's offset (``{"batch": n}``); what a batch means per tag lives here::
+
+    batches/00000007/plan.arrow          the plan, written on the driver before the batch runs
+    batches/00000007/part-00003.arrow    what partition 3 did, written by its task before its rows
+
+A batch is planned from the state after the batch it follows, and a batch is only planned once
+the one before it is committed (Spark hands the source the committed offset), so a replayed
+batch reads the same plan and rewrites the same part files. Each file is written to a temporary
+name and renamed, so a reader sees whole files only. Plain file I/O: a local folder, or a Unity
+Catalog volume (``/Volumes/...``) on Databricks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+#: One row per tag the plan knows. ``partition`` -1: known from an earlier batch, not selected
+#: now (kept so that its cursor survives). ``cursor_ns`` null: a new tag. ``digest``: hashes of
+#: the values landed in the look-back range before the cursor (see extract.value_hashes).
+PLAN = pa.schema([
+    pa.field("web_id", pa.string(), nullable=False),
+    pa.field("name", pa.string()),
+    pa.field("point_type", pa.string()),
+    pa.field("partition", pa.int32(), nullable=False),
+    pa.field("origin_ns", pa.int64(), nullable=False),
+    pa.field("cursor_ns", pa.int64()),
+    pa.field("read_from_ns", pa.int64(), nullable=False),
+    pa.field("digest", pa.binary()),
+    pa.field("last_error", pa.string()),
+])
+
+#: What a partition's task did, one row per tag: the tag's state after the batch.
+OUTCOME = pa.schema([
+    pa.field("web_id", pa.string(), nullable=False),
+    pa.field("name", pa.string()),
+    pa.field("point_type", pa.string()),
+    pa.field("partition", pa.int32(), nullable=False),
+    pa.field("origin_ns", pa.int64(), nullable=False),
+    pa.field("cursor_ns", pa.int64()),
+    pa.field("read_from_ns", pa.int64(), nullable=False),
+    pa.field("digest", pa.binary()),
+    pa.field("last_error", pa.string()),
+    pa.field("values_read", pa.int64(), nullable=False),
+    pa.field("values_landed", pa.int64(), nullable=False),
+])
+STATE_FIELDS = [f.name for f in PLAN]
+
+
+@dataclass(frozen=True)
+class PlanInfo:
+    """What a plan says beside its rows."""
+
+    batch: int
+    end_ns: int
+    partitions: int
+    lookback_ns: int
+    missing: dict[str, str]  # selected tag name -> why the server does not have it
+
+
+@dataclass(frozen=True)
+class PartStats:
+    """Counters of one partition's task."""
+
+    started_ns: int
+    seconds: float
+    requests: int
+    retries: int
+    bytes_received: int
+
+
+class StateStore:
+    """The files of one pipeline's time-series source."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.root = Path(path)
+
+    def _batch_dir(self, batch: int) -> Path:
+        return self.root / "batches" / f"{batch:08d}"
+
+    # ---- plans -------------------------------------------------------------------------------
+    def write_plan(self, info: PlanInfo, rows: pa.Table) -> None:
+        # Batches from this one on are from an earlier attempt that never committed, or from before
+        # a full refresh (the stream starts again at batch 1): they are history no longer.
+        for batch in self.batches():
+            if batch >= info.batch:
+                shutil.rmtree(self._batch_dir(batch))
+        folder = self._batch_dir(info.batch)
+        if folder.exists():
+            shutil.rmtree(folder)
+        meta = {"batch": info.batch, "end_ns": info.end_ns, "partitions": info.partitions,
+                "lookback_ns": info.lookback_ns, "missing": info.missing}
+        _write(folder / "plan.arrow", rows.cast(PLAN), meta)
+
+    def plan(self, batch: int) -> tuple[PlanInfo, pa.Table]:
+        table, meta = _read(self._batch_dir(batch) / "plan.arrow")
+        return PlanInfo(meta["batch"], meta["end_ns"], meta["partitions"], meta["lookback_ns"], meta["missing"]), table
+
+    def batches(self) -> list[int]:
+        """Batches that have a plan, oldest first."""
+        folder = self.root / "batches"
+        if not folder.is_dir():
+            return []
+        return sorted(int(p.name) for p in folder.iterdir() if (p / "plan.arrow").is_file())
+
+    # ---- outcomes ------------------------------------------------------------------------------
+    def write_outcome(self, batch: int, partition: int, rows: pa.Table, stats: PartStats) -> None:
+        _write(self._batch_dir(batch) / f"part-{partition:05d}.arrow", rows.cast(OUTCOME), stats.__dict__)
+
+    def outcomes(self, batch: int) -> dict[int, tuple[pa.Table, PartStats]]:
+        """The partitions of a batch that have finished, by partition number."""
+        found = {}
+        for path in sorted(self._batch_dir(batch).glob("part-*.arrow")):
+            table, meta = _read(path)
+            found[int(path.stem.split("-")[1])] = (table, PartStats(**meta))
+        return found
+
+    def tag_state(self, batch: int) -> pa.Table:
+        """Every tag's state after a finished batch (PLAN columns; ``partition`` as in that plan).
+        Batch 0 is the empty state before the first batch."""
+        if batch == 0:
+            return PLAN.empty_table()
+        info, plan = self.plan(batch)
+        outcomes = self.outcomes(batch)
+        missing = [p for p in range(info.partitions) if p not in outcomes]
+        if missing:
+            raise RuntimeError(f"batch {batch} is committed but partitions {missing} left no outcome under "
+                               f"{self._batch_dir(batch)}; the state folder was changed by hand?")
+        kept = plan.filter(pc.equal(plan["partition"], -1))
+        return pa.concat_tables([kept, *(t.select(STATE_FIELDS).cast(PLAN) for t, _ in outcomes.values())])
+
+    def prune(self, keep_from: int, log: Callable[[int], pa.Table]) -> None:
+        """Remove batches older than ``keep_from`` (no replay needs them), keeping what ``log``
+        makes of each (its rows of the ingestion log) in ``log/``."""
+        for batch in self.batches():
+            if batch < keep_from:
+                _write(self.root / "log" / f"{batch:08d}.arrow", log(batch), {})
+                shutil.rmtree(self._batch_dir(batch), ignore_errors=True)
+
+    def archived_log(self, schema: pa.Schema) -> pa.Table:
+        """The log rows of pruned batches, oldest first."""
+        files = sorted((self.root / "log").glob("*.arrow"))
+        return pa.concat_tables([_read(f)[0] for f in files]) if files else schema.empty_table()
+
+def _write(path: Path, table: pa.Table, meta: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    schema = table.schema.with_metadata({"pi_lakeflow": json.dumps(meta)})
+    with pa.OSFile(str(temporary), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        writer.write_table(table.replace_schema_metadata(schema.metadata))
+    os.replace(temporary, path)
+
+
+def _read(path: Path) -> tuple[pa.Table, dict]:
+    with pa.memory_map(str(path)) as source:
+        table = pa.ipc.open_file(source).read_all()
+    return table.replace_schema_metadata(None), json.loads(table.schema.metadata[b"pi_lakeflow"])

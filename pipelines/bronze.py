@@ -1,0 +1,45 @@
+"""Bronze tables of PI System data: time series, the tag catalog, AF and event frames.
+
+Spark Declarative Pipelines definitions: the same file runs on open-source Spark
+(``pi-lakeflow run``) and on Databricks Lakeflow. The engine imports this file on its own and
+provides ``spark``; everything else comes from the installed ``pi_lakeflow`` package. Settings are
+the pipeline configuration (pi_lakeflow.settings.KEYS), read here and handed to the sources.
+"""
+
+from pyspark import pipelines as dp
+from pyspark.sql import functions as F
+
+from pi_lakeflow import tables
+from pi_lakeflow.settings import configuration
+from pi_lakeflow.sources import SOURCES
+
+for source in SOURCES:
+    spark.dataSource.register(source)  # noqa: F821 (the engine provides spark)
+
+SETTINGS = configuration(lambda key: spark.conf.get(key, None))  # noqa: F821
+
+
+@dp.table(name=tables.TIMESERIES_NAME, partition_cols=["date"],
+          comment="One row per PI value: typed value, quality flags, tag, exact timestamp, batch and ingestion time.")
+def pi_timeseries():
+    return spark.readStream.format("pi_timeseries").options(**SETTINGS).load()  # noqa: F821
+
+
+def _after_timeseries(frame, columns):
+    """``frame`` with a dependency on pi_timeseries, so that the engine runs it after the
+    time-series flow of the same run (it adds no rows)."""
+    nothing = spark.read.table(tables.TIMESERIES_NAME).limit(0)  # noqa: F821
+    return frame.unionByName(nothing.select(*(F.lit(None).alias(c) for c in columns)))
+
+
+def _view(name: str, comment: str, after_timeseries: bool) -> None:
+    @dp.materialized_view(name=name, comment=comment)
+    def view():
+        found = spark.read.format("pi_catalog").options(**SETTINGS).option("table", name).load()  # noqa: F821
+        return _after_timeseries(found, tables.STATE[name].names) if after_timeseries else found
+
+
+for _name in tables.CATALOG:
+    _view(_name, f"{_name}: read whole from the PI Web API on each run.", after_timeseries=False)
+for _name in tables.STATE:
+    _view(_name, f"{_name}: from the time-series source's state, after pi_timeseries.", after_timeseries=True)

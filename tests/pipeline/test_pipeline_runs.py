@@ -1,0 +1,190 @@
+"""The pipeline end to end: ``pi-lakeflow run`` (the spark-pipelines engine, local Spark) against a
+simulator on loopback, three runs, compared with the simulator's ground truth.
+
+Run 1 back-fills [NOW-6h, NOW). Then the server's clock moves 4 h (new values; late values
+back-filled and values edited inside the look-back), one tag fails on the server, and run 2 reads
+to NOW+4h. Run 3, with the tag healthy again and the same end, reads only that tag.
+Tables are read from their parquet folders with a separate Spark session (the runs' metastore is
+an embedded Derby that one process at a time may open); run 1's materialized views are copied
+before run 2 replaces them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+from chispa import assert_df_equality
+from pyspark.sql import SparkSession
+
+from pi_client.times import to_ns, to_pi_time
+from pi_lakeflow.local import load_config, run_pipeline
+from pi_lakeflow.state import StateStore
+from pi_simulator import GroundTruth
+from pi_simulator.plant import ASSET_DATABASE_NAME
+from tests.conftest import NOW, make_server, truth_json, value_json
+
+TICK = 100
+HOUR_TICKS = 36_000_000_000
+NOW_NS = NOW * TICK
+START_NS = NOW_NS - 6 * 3_600_000_000_000
+ADVANCE_HOURS = 4  # the test plant's first in-progress frame closes 3.2 h after NOW
+LATER_NS = NOW_NS + ADVANCE_HOURS * 3_600_000_000_000
+FAILING = 2  # index of the tag that fails in run 2
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def write_config(folder: Path, url: str, end_ns: int) -> Path:
+    path = folder / "config.yml"
+    path.write_text(yaml.safe_dump({"state_dir": "state", "cores": 2, "configuration": {
+        "pi.url": url, "pi.start": to_pi_time(START_NS), "pi.end": to_pi_time(end_ns), "pi.lookback": "1h",
+        "pi.partition_size": "100", "pi.af.database": ASSET_DATABASE_NAME,
+        "pi.event_frames.start": to_pi_time(NOW_NS - 2 * 86_400_000_000_000)}}))
+    return path
+
+
+def truth_rows(truth: GroundTruth, points, start_ns: int, end_ns: int) -> set[tuple]:
+    """(name, timestamp_ns, ordinal, value JSON, flags) of every value in [start, end), now."""
+    rows = set()
+    for point in points:
+        seen = Counter()
+        for value in truth.recorded(point.name, start_ns // TICK, end_ns // TICK - 1):
+            stamp = to_ns(value["Timestamp"])
+            rows.add((point.name, stamp, seen[stamp], truth_json(value["Value"]), value["Good"],
+                      value["Questionable"], value["Substituted"], value["Annotated"]))
+            seen[stamp] += 1
+    return rows
+
+
+def micros(moment: datetime) -> int:
+    """Microseconds since the epoch of a timestamp Spark returned (naive, in UTC here)."""
+    return (moment.replace(tzinfo=timezone.utc) - EPOCH) // timedelta(microseconds=1)
+
+
+def landed_rows(frame) -> list[tuple]:
+    return [(r["name"], r["timestamp_ns"], r["ordinal"], value_json(r), r["good"], r["questionable"],
+             r["substituted"], r["annotated"]) for r in (row.asDict() for row in frame.collect())]
+
+
+@pytest.fixture(scope="module")
+def spark():
+    session = SparkSession.builder.master("local[1]").appName("tests").config("spark.ui.enabled", "false") \
+        .config("spark.sql.session.timeZone", "UTC").getOrCreate()
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Three runs; yields what each test needs: folders, truths, snapshots."""
+    folder = tmp_path_factory.mktemp("pipeline")
+    with make_server() as server:
+        api = server.api
+        truth = GroundTruth(api)
+        points = api.plant.points
+        failing = points[FAILING]
+        config = load_config(write_config(folder, server.url, NOW_NS))
+        assert run_pipeline(config) == 0
+        truth_first = truth_rows(truth, points, START_NS, NOW_NS)
+        snapshot = folder / "after-run-1"
+        shutil.copytree(config.warehouse, snapshot)
+
+        api.clock.advance(ADVANCE_HOURS * HOUR_TICKS)
+        api.server_config = dataclasses.replace(api.server_config, failing_tags=(failing.name,))
+        config = load_config(write_config(folder, server.url, LATER_NS))
+        assert run_pipeline(config) == 0
+        state_after_second = StateStore(config.settings.state_path).tag_state(2)
+
+        api.server_config = dataclasses.replace(api.server_config, failing_tags=())
+        assert run_pipeline(config) == 0
+        truth_all = truth_rows(truth, points, START_NS, LATER_NS)
+        yield {"config": config, "api": api, "points": points, "failing": failing, "snapshot": snapshot,
+               "truth_first": truth_first, "truth_all": truth_all, "state_after_second": state_after_second}
+
+
+def test_first_run_lands_exactly_the_ground_truth(runs, spark):
+    landed = spark.read.parquet(str(runs["config"].warehouse / "pi_timeseries")).where("batch = 1")
+    expected = sorted(runs["truth_first"])
+    columns = ["name", "timestamp_ns", "ordinal", "value", "good", "questionable", "substituted", "annotated"]
+    actual = spark.createDataFrame(landed_rows(landed), columns)
+    assert_df_equality(actual, spark.createDataFrame(expected, actual.schema), ignore_row_order=True,
+                       ignore_nullable=True)
+    assert landed.count() == len(expected) > 50_000
+
+
+def test_later_runs_add_exactly_new_late_and_edited_values_and_nothing_twice(runs, spark):
+    landed = landed_rows(spark.read.parquet(str(runs["config"].warehouse / "pi_timeseries")))
+    assert not [row for row, count in Counter(landed).items() if count > 1], "a value landed twice"
+    # Every version a reader could see: all of run 1's values, and all values as of the later
+    # clock (late values, new values and edited values among them); nothing else.
+    assert set(landed) == runs["truth_first"] | runs["truth_all"]
+    first = {r[:3]: r for r in runs["truth_first"]}
+    changed = [r for r in runs["truth_all"] if r[1] < NOW_NS and r not in runs["truth_first"]]
+    edited = [r for r in changed if r[:3] in first]
+    late = [r for r in changed if r[:3] not in first]
+    assert edited and late, "the simulator edited or back-filled nothing before NOW between the runs"
+
+
+def test_a_failing_tag_keeps_its_cursor_and_the_others_go_on(runs, spark):
+    failing = runs["failing"]
+    state = {r["web_id"]: r for r in runs["state_after_second"].to_pylist()}
+    assert state[failing.web_id]["cursor_ns"] == NOW_NS
+    assert "HTTP 500" in state[failing.web_id]["last_error"]
+    others = [s for w, s in state.items() if w != failing.web_id]
+    assert others and all(s["cursor_ns"] == LATER_NS and s["last_error"] is None for s in others)
+
+    log = spark.read.parquet(str(runs["config"].warehouse / "pi_ingestion_log"))
+    second = [r.asDict() for r in log.where("batch = 2").collect()]
+    failures = {name: message for r in second for name, message in (r["failed_tags"] or {}).items()}
+    assert list(failures) == [failing.name] and failing.name in failures[failing.name]
+    assert sum(r["tags"] for r in second) == len(runs["points"]) and {r["partition"] for r in second} == {0, 1, 2}
+    third = [r.asDict() for r in log.where("batch = 3").collect()]
+    assert [(r["tags"], r["tags_failed"]) for r in third] == [(1, 0)]  # only the tag that failed is read again
+
+    cursors = spark.read.parquet(str(runs["config"].warehouse / "pi_tag_cursors")).collect()
+    assert {micros(r["cursor"]) for r in cursors} == {LATER_NS // 1000}
+
+
+def test_af_tables_equal_the_simulated_model(runs, spark):
+    plant = runs["api"].plant
+    warehouse = runs["config"].warehouse
+    elements = spark.read.parquet(str(warehouse / "pi_af_elements")).collect()
+    assert sorted(r["path"] for r in elements) == sorted(e.path for e in plant.elements)
+    attributes = spark.read.parquet(str(warehouse / "pi_af_attributes")).collect()
+    expected = {(a.web_id, a.point.web_id if a.point else None) for e in plant.elements for a in e.attributes}
+    assert {(r["web_id"], r["point_web_id"]) for r in attributes} == expected
+    templates = {r["name"] for r in spark.read.parquet(str(warehouse / "pi_af_templates")).collect()}
+    assert {e.template for e in plant.elements if e.template} <= templates
+    points = spark.read.parquet(str(warehouse / "pi_points")).collect()
+    assert sorted(r["web_id"] for r in points) == sorted(p.web_id for p in plant.points)
+
+
+def test_event_frames_close_in_the_table_after_they_close_on_the_server(runs, spark):
+    plant = runs["api"].plant
+    before = {r["web_id"]: r for r in spark.read.parquet(str(runs["snapshot"] / "pi_event_frames")).collect()}
+    after = {r["web_id"]: r for r in spark.read.parquet(str(runs["config"].warehouse / "pi_event_frames")).collect()}
+    closing = [f for f in plant.event_frames if f.start_ticks <= NOW < f.planned_end_ticks <= NOW + ADVANCE_HOURS * HOUR_TICKS]
+    assert closing, "the test plant has no frame that closes between the runs"
+    for frame in closing:
+        assert before[frame.web_id]["in_progress"] and before[frame.web_id]["end_time"] is None
+        assert not after[frame.web_id]["in_progress"]
+        assert micros(after[frame.web_id]["end_time"]) == frame.planned_end_ticks // 10
+    attributes = spark.read.parquet(str(runs["config"].warehouse / "pi_event_frame_attributes"))
+    assert attributes.select("owner_web_id").distinct().count() == len(after)
+
+
+def test_query_prints_the_tables_through_the_local_catalog(runs):
+    config = runs["config"]
+    command = [sys.executable, "-m", "pi_lakeflow.cli", "query", "--config", str(config.path), "--format", "csv",
+               "SELECT count(*) AS n, count(DISTINCT web_id) AS tags FROM pi_timeseries"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    header, row = done.stdout.strip().splitlines()[-2:]
+    assert header == "n,tags" and int(row.split(",")[1]) == len(runs["points"])
