@@ -26,7 +26,7 @@ from .state import OUTCOME, PLAN, PartStats, PlanInfo, StateStore
 from .tables import TIMESERIES, for_spark
 
 #: The columns whose values make a PI value what it is (its identity and its content).
-_HASHED = ("timestamp_ns", "ordinal", "value_double", "value_string", "value_bool", "value_timestamp",
+_HASHED = ("web_id", "timestamp_ns", "ordinal", "value_double", "value_string", "value_bool", "value_timestamp",
            "state_name", "state_code", "is_system", "error", "good", "questionable", "substituted", "annotated")
 
 
@@ -76,29 +76,46 @@ def read_partition(client: PiClient, store: StateStore, batch: int, partition: i
     result = read_recorded(client, tags, start=0, end=info.end_ns,
                            cursors={r["web_id"]: r["read_from_ns"] for r in rows})
     values = _landing_columns(result.values, batch, started_ns)
-    hashes = value_hashes(values)
-    keep = np.ones(len(values), dtype=bool)
-    web_ids = values["web_id"].to_numpy(zero_copy_only=False)
+    keep, digests, read, landed = _deduplicate(values, rows, info.end_ns - info.lookback_ns)
     errors = result.errors
     outcome = []
-    for row in rows:
-        mine = web_ids == row["web_id"]
+    for i, row in enumerate(rows):
         error = errors.get(row["web_id"])
         if error is None:
-            seen = _digest_values(row["digest"])
-            if len(seen):
-                keep[mine] &= ~np.isin(hashes[mine], seen)
-            recent = mine & (values["timestamp_ns"].to_numpy() >= info.end_ns - info.lookback_ns)
-            outcome.append({**row, "cursor_ns": info.end_ns, "digest": np.unique(hashes[recent]).tobytes(),
-                            "last_error": None, "values_read": int(mine.sum()),
-                            "values_landed": int((keep & mine).sum())})
-        else:
+            outcome.append({**row, "cursor_ns": info.end_ns, "digest": digests[i], "last_error": None,
+                            "values_read": int(read[i]), "values_landed": int(landed[i])})
+        else:  # no values of it were kept by read_recorded: cursor and digest stay
             outcome.append({**row, "last_error": error, "values_read": 0, "values_landed": 0})
-    landed = values.filter(pa.array(keep)) if len(values) else values
     stats = PartStats(started_ns, time.perf_counter() - started, result.requests, result.retries,
                       result.bytes_received)
     store.write_outcome(batch, partition, pa.Table.from_pylist(outcome, schema=OUTCOME), stats)
-    return landed
+    return values.filter(pa.array(keep))
+
+
+def _deduplicate(values: pa.Table, rows: list[dict], recent_from: int
+                 ) -> tuple[np.ndarray, list[bytes], np.ndarray, np.ndarray]:
+    """Which values to land (those not in their tag's digest), each tag's new digest (the values
+    at or after ``recent_from``), and per tag the values read and landed. Vectorized over the
+    partition: only values before their tag's cursor or at/after ``recent_from`` are hashed."""
+    count = len(rows)
+    tag = pc.index_in(values["web_id"], value_set=pa.array([r["web_id"] for r in rows])).to_numpy()
+    stamps = values["timestamp_ns"].to_numpy()
+    no_cursor = np.iinfo(np.int64).min
+    cursor = np.array([no_cursor if r["cursor_ns"] is None else r["cursor_ns"] for r in rows], dtype=np.int64)
+    before_cursor = stamps < cursor[tag] if count else np.zeros(0, dtype=bool)
+    recent = stamps >= recent_from
+    hashed = before_cursor | recent
+    hashes = np.zeros(len(values), dtype=np.uint64)
+    hashes[hashed] = value_hashes(values.filter(pa.array(hashed)))
+    seen = [_digest_values(r["digest"]) for r in rows]
+    keep = np.ones(len(values), dtype=bool)
+    if any(len(d) for d in seen):
+        keep[before_cursor] = ~np.isin(hashes[before_cursor], np.concatenate(seen))
+    order = np.lexsort((hashes[recent], tag[recent]))
+    recent_tags, recent_hashes = tag[recent][order], hashes[recent][order]
+    bounds = np.searchsorted(recent_tags, np.arange(count + 1))
+    digests = [np.unique(recent_hashes[bounds[i]:bounds[i + 1]]).tobytes() for i in range(count)]
+    return keep, digests, np.bincount(tag, minlength=count), np.bincount(tag[keep], minlength=count)
 
 
 def _landing_columns(values: pa.Table, batch: int, ingested_ns: int) -> pa.Table:
@@ -115,8 +132,8 @@ def _landing_columns(values: pa.Table, batch: int, ingested_ns: int) -> pa.Table
 
 
 def value_hashes(values: pa.Table) -> np.ndarray:
-    """A 64-bit hash per value of what it is (time, ordinal, value, state, flags): equal values
-    hash equal in any process."""
+    """A 64-bit hash per value of what it is (tag, time, ordinal, value, state, flags): equal
+    values hash equal in any process."""
     if not len(values):
         return np.empty(0, dtype=np.uint64)
     frame = values.select(list(_HASHED)).to_pandas(timestamp_as_object=False)

@@ -41,7 +41,7 @@ class Key:
 #: Every key the pipeline reads. The bundle's configuration, the local config file and the
 #: documentation are checked against this list.
 KEYS: tuple[Key, ...] = (
-    Key("pi.url", None, "PI Web API base URL, e.g. https://pi.example.com/piwebapi (required)"),
+    Key("pi.url", None, "PI Web API base URL, e.g. https://pi.example.com/piwebapi"),
     Key("pi.auth", "anonymous", f"authentication: {', '.join(AUTH_SCHEMES)}"),
     Key("pi.user", "", "user name for basic authentication"),
     Key("pi.password", "", "password for basic authentication (a secret reference)", secret=True),
@@ -64,8 +64,8 @@ KEYS: tuple[Key, ...] = (
     Key("pi.event_frames.templates", "", "comma-separated event frame template names; empty: all"),
     Key("pi.event_frames.start", "", "start of the event frame search window; default: pi.start"),
     Key("pi.event_frames.search_mode", "Overlapped", f"PI searchMode: {', '.join(SEARCH_MODES)}"),
-    Key("pi.state_path", None, "folder where the time-series source keeps its per-tag cursors (required; "
-                               "a Unity Catalog volume path on Databricks)"),
+    Key("pi.state_path", None, "folder where the time-series source keeps its per-tag cursors "
+                               "(a Unity Catalog volume path on Databricks)"),
 )
 KEY_NAMES = tuple(k.name for k in KEYS)
 

@@ -3,7 +3,8 @@ simulator on loopback, three runs, compared with the simulator's ground truth.
 
 Run 1 back-fills [NOW-6h, NOW). Then the server's clock moves 4 h (new values; late values
 back-filled and values edited inside the look-back), one tag fails on the server, and run 2 reads
-to NOW+4h. Run 3, with the tag healthy again and the same end, reads only that tag.
+to NOW+4h. Run 3 (``pi-lakeflow run``), with the tag healthy again and the same end, selects that tag and a
+name the server does not have: it reads only that tag and reports the other.
 Tables are read from their parquet folders with a separate Spark session (the runs' metastore is
 an embedded Derby that one process at a time may open); run 1's materialized views are copied
 before run 2 replaces them.
@@ -11,7 +12,9 @@ before run 2 replaces them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import shutil
 import subprocess
 import sys
@@ -25,6 +28,7 @@ from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 
 from pi_client.times import to_ns, to_pi_time
+from pi_lakeflow import cli
 from pi_lakeflow.local import load_config, run_pipeline
 from pi_lakeflow.state import StateStore
 from pi_simulator import GroundTruth
@@ -39,14 +43,15 @@ ADVANCE_HOURS = 4  # the test plant's first in-progress frame closes 3.2 h after
 LATER_NS = NOW_NS + ADVANCE_HOURS * 3_600_000_000_000
 FAILING = 2  # index of the tag that fails in run 2
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MISSING = "NO-SUCH-TAG.PV"
 
 
-def write_config(folder: Path, url: str, end_ns: int) -> Path:
+def write_config(folder: Path, url: str, end_ns: int, **more: str) -> Path:
     path = folder / "config.yml"
     path.write_text(yaml.safe_dump({"state_dir": "state", "cores": 2, "configuration": {
         "pi.url": url, "pi.start": to_pi_time(START_NS), "pi.end": to_pi_time(end_ns), "pi.lookback": "1h",
         "pi.partition_size": "100", "pi.af.database": ASSET_DATABASE_NAME,
-        "pi.event_frames.start": to_pi_time(NOW_NS - 2 * 86_400_000_000_000)}}))
+        "pi.event_frames.start": to_pi_time(NOW_NS - 2 * 86_400_000_000_000), **more}}))
     return path
 
 
@@ -103,10 +108,15 @@ def runs(tmp_path_factory):
         state_after_second = StateStore(config.settings.state_path).tag_state(2)
 
         api.server_config = dataclasses.replace(api.server_config, failing_tags=())
-        assert run_pipeline(config) == 0
+        # Run 3 selects two names: the tag that failed and one the server does not have.
+        path = write_config(folder, server.url, LATER_NS, **{"pi.tags.names": f"{failing.name},{MISSING}"})
+        terminal = io.StringIO()
+        with contextlib.redirect_stderr(terminal):
+            assert cli.main(["run", "--config", str(path)]) == 0
         truth_all = truth_rows(truth, points, START_NS, LATER_NS)
         yield {"config": config, "api": api, "points": points, "failing": failing, "snapshot": snapshot,
-               "truth_first": truth_first, "truth_all": truth_all, "state_after_second": state_after_second}
+               "truth_first": truth_first, "truth_all": truth_all, "state_after_second": state_after_second,
+               "terminal": terminal.getvalue()}
 
 
 def test_first_run_lands_exactly_the_ground_truth(runs, spark):
@@ -145,11 +155,14 @@ def test_a_failing_tag_keeps_its_cursor_and_the_others_go_on(runs, spark):
     failures = {name: message for r in second for name, message in (r["failed_tags"] or {}).items()}
     assert list(failures) == [failing.name] and failing.name in failures[failing.name]
     assert sum(r["tags"] for r in second) == len(runs["points"]) and {r["partition"] for r in second} == {0, 1, 2}
-    third = [r.asDict() for r in log.where("batch = 3").collect()]
-    assert [(r["tags"], r["tags_failed"]) for r in third] == [(1, 0)]  # only the tag that failed is read again
+    third = sorted((r.asDict() for r in log.where("batch = 3").collect()), key=lambda r: r["partition"])
+    assert [(r["partition"], r["tags"], r["tags_failed"]) for r in third] == [(-1, 1, 1), (0, 1, 0)]
+    assert list(third[0]["failed_tags"]) == [MISSING]
+    assert MISSING in runs["terminal"]
 
     cursors = spark.read.parquet(str(runs["config"].warehouse / "pi_tag_cursors")).collect()
     assert {micros(r["cursor"]) for r in cursors} == {LATER_NS // 1000}
+    assert len(cursors) == len(runs["points"])  # tags not selected in run 3 keep their cursors
 
 
 def test_af_tables_equal_the_simulated_model(runs, spark):
@@ -162,7 +175,7 @@ def test_af_tables_equal_the_simulated_model(runs, spark):
     assert {(r["web_id"], r["point_web_id"]) for r in attributes} == expected
     templates = {r["name"] for r in spark.read.parquet(str(warehouse / "pi_af_templates")).collect()}
     assert {e.template for e in plant.elements if e.template} <= templates
-    points = spark.read.parquet(str(warehouse / "pi_points")).collect()
+    points = spark.read.parquet(str(runs["snapshot"] / "pi_points")).collect()
     assert sorted(r["web_id"] for r in points) == sorted(p.web_id for p in plant.points)
 
 

@@ -1,0 +1,81 @@
+"""Values per second landed by ``pi-lakeflow run``: N tags x 1 day of 1-minute data, one run.
+
+Run by hand (not a test):  .venv/bin/python bench/pipeline_end_to_end.py [--tags 1000] [--partition 1000]
+
+The simulator runs in its own process on the same 2 cores as Spark (the machine has no others).
+This script starts ``pi-lakeflow run`` on a fresh state folder and stamps each line the engine
+prints as it arrives, so that Spark's start-up (launch until the time-series flow starts) is
+reported apart from the time-series flow itself (RUNNING until COMPLETED). The values counted are
+the rows the run landed in pi_timeseries (the engine's table summary), checked against the
+ingestion log of the state store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from pi_lakeflow.sources import ingestion_log
+from pi_lakeflow.state import StateStore
+
+DAY_START, DAY_END = "2024-05-01T00:00:00Z", "2024-05-02T00:00:00Z"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tags", type=int, default=1_000)
+    parser.add_argument("--partition", type=int, default=1_000, help="pi.partition_size")
+    parser.add_argument("--cores", type=int, default=2, help="Spark's local cores")
+    args = parser.parse_args()
+    simulator = subprocess.Popen([sys.executable, "-m", "pi_lakeflow.cli", "simulate", "--port", "0", "--tags",
+                                  str(args.tags), "--elements", "100", "--event-frames", "10", "--sampling", "60s",
+                                  "--clock", DAY_END], stdout=subprocess.PIPE, text=True)
+    try:
+        url = simulator.stdout.readline().split()[-1]
+        folder = Path(tempfile.mkdtemp(prefix="pi-bench-"))
+        config = folder / "config.yml"
+        config.write_text(yaml.safe_dump({"state_dir": "state", "cores": args.cores, "configuration": {
+            "pi.url": url, "pi.start": DAY_START, "pi.end": DAY_END, "pi.partition_size": str(args.partition)}}))
+        launched = time.perf_counter()
+        run = subprocess.Popen([sys.executable, "-m", "pi_lakeflow.cli", "run", "--config", str(config)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        stamps, landed = {}, None
+        for line in run.stdout:
+            now = time.perf_counter() - launched
+            for event, pattern in (("flow started", r"pi_timeseries is RUNNING"),
+                                   ("flow completed", r"pi_timeseries has COMPLETED"),
+                                   ("run completed", r"Run is COMPLETED")):
+                if re.search(pattern, line):
+                    stamps[event] = now
+            found = re.match(r"\s+pi_timeseries\s+([\d,]+)", line)
+            if found:
+                landed = int(found.group(1).replace(",", ""))
+            if re.search(r"partition|failed|pi_timeseries|defined", line):
+                print(f"  {now:6.1f} s  {line.rstrip()}")
+        status = run.wait()
+        total = time.perf_counter() - launched
+    finally:
+        simulator.terminate()
+    if status or landed is None:
+        sys.exit(f"the run failed (exit status {status})")
+    log = ingestion_log(StateStore(folder / "state" / "source")).to_pylist()
+    assert landed == sum(r["values_landed"] for r in log), "the table and the ingestion log disagree"
+    flow = stamps["flow completed"] - stamps["flow started"]
+    requests = sum(r["requests"] for r in log)
+    print(f"{args.tags:,} tags x 1 day of 1-minute data, partitions of {args.partition}, {args.cores} cores")
+    print(f"  values landed                     {landed:,}")
+    print(f"  Spark start-up (launch to flow)   {stamps['flow started']:.1f} s")
+    print(f"  time-series flow                  {flow:.1f} s  ->  {landed / flow:,.0f} values/s")
+    print(f"  whole run (launch to exit)        {total:.1f} s  ->  {landed / total:,.0f} values/s")
+    print(f"  requests                          {requests} ({requests / args.tags * 1000:.2f} per 1,000 tags)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Bad settings and unreachable or refusing servers stop ``pi-lakeflow run`` before Spark starts,
+with one message naming what was wrong and what is accepted."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pi_lakeflow import cli
+from pi_lakeflow.settings import KEY_NAMES, SettingsError, parse, resolve_time
+from tests.conftest import make_server
+
+GOOD = {"pi.url": "https://pi.example.com/piwebapi", "pi.state_path": "/tmp/state"}
+
+
+def run_cli(tmp_path, capsys, document) -> tuple[int, str]:
+    path = tmp_path / "config.yml"
+    path.write_text(document if isinstance(document, str) else yaml.safe_dump(document))
+    started = time.perf_counter()
+    status = cli.main(["run", "--config", str(path)])
+    assert time.perf_counter() - started < 15, "a refused config or server took too long to report"
+    return status, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change, named, accepted", [
+    ({"pi.url": None}, "pi.url is missing", "PI Web API base URL"),
+    ({"pi.tags.name": "*"}, "unknown setting pi.tags.name", "pi.tags.name_filter"),
+    ({"pi.start": "yesterday"}, "pi.start: 'yesterday' is not a time", "ISO 8601"),
+    ({"pi.end": "2024-13-45"}, "pi.end", "ISO 8601"),
+    ({"pi.lookback": "an hour"}, "pi.lookback: 'an hour' is not a duration", "s, m, h, d or w"),
+    ({"pi.partition_size": "0"}, "pi.partition_size: '0' must be 1 or more", "1 or more"),
+    ({"pi.partition_size": "lots"}, "pi.partition_size: 'lots' is not a whole number", "whole number"),
+    ({"pi.auth": "ntlm"}, "pi.auth: 'ntlm' is not one of", "kerberos"),
+    ({"pi.auth": "basic", "pi.user": "svc"}, "pi.password is needed with pi.auth basic", "pi.password"),
+    ({"pi.event_frames.search_mode": "Sideways"}, "pi.event_frames.search_mode", "Overlapped"),
+    ({"pi.url": "pi.example.com"}, "pi.url: 'pi.example.com' is not an http(s) URL", "https://"),
+])
+def test_bad_settings_name_the_key_and_what_is_accepted(tmp_path, capsys, change, named, accepted):
+    configuration = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
+    status, err = run_cli(tmp_path, capsys, {"state_dir": "state", "configuration": configuration})
+    assert status == 2 and named in err and accepted in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_secret_written_in_the_file_is_refused_without_showing_it(tmp_path, capsys):
+    configuration = {**GOOD, "pi.auth": "basic", "pi.user": "svc", "pi.password": "hunter2-secret"}
+    status, err = run_cli(tmp_path, capsys, {"state_dir": "state", "configuration": configuration})
+    assert status == 2 and "pi.password" in err and "env:NAME" in err and "hunter2" not in err
+
+
+@pytest.mark.parametrize("document, named", [
+    ("state_dir: [unclosed", "is not valid YAML"),
+    ({"configuration": GOOD}, "state_dir is missing"),
+    ({"state_dir": "s", "workers": 4, "configuration": GOOD}, "unknown key workers; accepted: state_dir, cores"),
+    ({"state_dir": "s", "cores": 0, "configuration": GOOD}, "cores must be a whole number of 1 or more"),
+    ({"state_dir": "s", "configuration": ["pi.url"]}, "configuration must be a mapping"),
+])
+def test_bad_config_files_name_what_is_wrong(tmp_path, capsys, document, named):
+    status, err = run_cli(tmp_path, capsys, document)
+    assert status == 2 and named in err
+
+
+def test_a_missing_config_file_is_named(tmp_path, capsys):
+    assert cli.main(["run", "--config", str(tmp_path / "nope.yml")]) == 2
+    assert "cannot read the config file" in capsys.readouterr().err
+
+
+def test_bad_credentials_end_the_run_with_one_message(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PI_TEST_PASSWORD", "wrong-password")
+    with make_server(auth=("basic",)) as server:
+        configuration = {"pi.url": server.url, "pi.auth": "basic", "pi.user": "piuser",
+                         "pi.password": "env:PI_TEST_PASSWORD"}
+        status, err = run_cli(tmp_path, capsys, {"state_dir": "state", "configuration": configuration})
+    assert status == 1 and "piuser" in err and "wrong-password" not in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "state" / "metastore").exists()
+
+
+def test_an_unset_secret_variable_is_named(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PI_TEST_PASSWORD", raising=False)
+    configuration = {**GOOD, "pi.auth": "basic", "pi.user": "svc", "pi.password": "env:PI_TEST_PASSWORD"}
+    status, err = run_cli(tmp_path, capsys, {"state_dir": "state", "configuration": configuration})
+    assert status == 1 and "PI_TEST_PASSWORD" in err and "not set" in err
+
+
+def test_an_unreachable_server_ends_the_run_with_one_message(tmp_path, capsys):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    configuration = {"pi.url": f"http://127.0.0.1:{port}/piwebapi"}
+    status, err = run_cli(tmp_path, capsys, {"state_dir": "state", "configuration": configuration})
+    assert status == 1 and f"127.0.0.1:{port}" in err and "Cannot reach" in err
+
+
+def test_the_settings_list_is_the_one_the_parser_reads():
+    assert len(set(KEY_NAMES)) == len(KEY_NAMES)
+    with pytest.raises(SettingsError, match="pi.state_path is missing"):
+        parse({"pi.url": "http://x/piwebapi"})
+    settings = parse(GOOD)
+    assert settings.partition_size == 1000 and settings.lookback_ns == 3_600_000_000_000
+
+
+def test_relative_and_absolute_times():
+    now = 1_714_608_000_000_000_000  # 2024-05-02T00:00:00Z
+    assert resolve_time("*", now) == now
+    assert resolve_time("*-1d", now) == now - 86_400_000_000_000
+    assert resolve_time("2024-05-01T00:00:00Z", now) == now - 86_400_000_000_000
+
+
+def test_the_readme_documents_every_setting():
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert [k for k in KEY_NAMES if f"| `{k}` |" not in readme] == []
