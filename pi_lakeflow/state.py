@@ -94,9 +94,9 @@ class StateStore:
         for batch in self.batches():
             if batch >= info.batch:
                 shutil.rmtree(self._batch_dir(batch))
+        if info.batch == 1:  # a first batch starts a new history, its log included
+            shutil.rmtree(self.root / "log", ignore_errors=True)
         folder = self._batch_dir(info.batch)
-        if folder.exists():
-            shutil.rmtree(folder)
         meta = {"batch": info.batch, "end_ns": info.end_ns, "partitions": info.partitions,
                 "lookback_ns": info.lookback_ns, "missing": info.missing}
         _write(folder / "plan.arrow", rows.cast(PLAN), meta)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -52,9 +53,12 @@ def test_bad_options_say_what_is_wrong_and_exit_non_zero():
         assert "Traceback" not in result.stderr
 
 
-def test_demo_shows_what_the_simulator_serves():
-    result = _run("demo", "--tags", "200")
-    assert result.returncode == 0, result.stderr
-    assert "Data server PISRV01: 200 PI points" in result.stdout
-    assert "Recorded values of the last hour (one batch request, HTTP 207)" in result.stdout
-    assert "Event frames overlapping the last day" in result.stdout
+def test_demo_runs_the_pipeline_twice_and_says_how_to_query(tmp_path):
+    result = _run("demo", "--tags", "100", "--hours", "1", "--state-dir", str(tmp_path / "demo"), timeout=400)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    out = result.stdout
+    assert "== run 1: back-fill of the last 1 h ==" in out and "== run 2: incremental" in out
+    first, second = (int(n.replace(",", "")) for n in re.findall(r"pi_timeseries\s+[\d,]+\s+\+([\d,]+)", out))
+    assert first > 10_000 and 0 < second < first  # the second run lands what is new, not everything again
+    assert re.search(r"pi_af_elements\s+100\s", out) and "Traceback" not in result.stderr
+    assert f"pi-lakeflow query --config {tmp_path / 'demo' / 'config.yml'}" in out
