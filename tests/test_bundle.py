@@ -1,0 +1,87 @@
+"""The asset bundle, structurally: the Databricks CLI cannot be installed here, so these tests
+prove that the files parse, load in databricks-bundles' typed models, name paths that exist, carry
+exactly the pipeline's configuration keys and no secret in plain text. They do not prove that a
+workspace accepts the deployment (see DEPLOY.md)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from databricks.bundles.jobs import Job
+from databricks.bundles.pipelines import Pipeline
+from databricks.bundles.schemas import Schema
+from databricks.bundles.volumes import Volume
+
+from pi_lakeflow.settings import KEYS, KEY_NAMES
+
+ROOT = Path(__file__).parents[1]
+SECRET_REFERENCE = re.compile(r"^\{\{secrets/[^/{}]+/[^/{}]+\}\}$")
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def resources() -> dict:
+    merged: dict = {}
+    for path in sorted((ROOT / "resources").glob("*.yml")):
+        for kind, items in load(path)["resources"].items():
+            merged.setdefault(kind, {}).update(items)
+    return merged
+
+
+def test_every_yaml_file_parses_and_the_bundle_includes_the_resources():
+    bundle = load(ROOT / "databricks.yml")
+    assert bundle["bundle"]["name"] == "pi_lakeflow" and bundle["include"] == ["resources/*.yml"]
+    assert bundle["targets"]["dev"]["mode"] == "development" and bundle["targets"]["dev"]["default"] is True
+    assert bundle["targets"]["prod"]["mode"] == "production" and "root_path" in bundle["targets"]["prod"]["workspace"]
+    assert list((ROOT / "resources").glob("*.yml"))
+
+
+def test_resources_load_in_the_typed_bundle_models(resources):
+    pipeline = Pipeline.from_dict(resources["pipelines"]["pi_lakeflow"])
+    job = Job.from_dict(resources["jobs"]["pi_lakeflow_refresh"])
+    Schema.from_dict(resources["schemas"]["pi_lakeflow"])
+    Volume.from_dict(resources["volumes"]["pi_lakeflow_state"])
+    assert pipeline.serverless is True and job.tasks[0].pipeline_task is not None
+
+
+def test_the_configuration_keys_are_exactly_the_keys_the_pipeline_reads(resources):
+    configuration = resources["pipelines"]["pi_lakeflow"]["configuration"]
+    assert sorted(configuration) == sorted(KEY_NAMES)
+
+
+def test_no_secret_is_written_in_plain_text(resources):
+    configuration = resources["pipelines"]["pi_lakeflow"]["configuration"]
+    for key in (k.name for k in KEYS if k.secret):
+        assert configuration[key] == "" or SECRET_REFERENCE.match(configuration[key].replace("${var.secret_scope}",
+                                                                                             "scope")), key
+    assert configuration["pi.password"].startswith("{{secrets/")
+
+
+def test_every_referenced_path_exists(resources):
+    pipeline = resources["pipelines"]["pi_lakeflow"]
+    for library in pipeline["libraries"]:
+        include = library["glob"]["include"]
+        folder = (ROOT / "resources" / include.removesuffix("/**")).resolve()
+        assert folder.is_dir() and list(folder.glob("*.py")), include
+    bundle = load(ROOT / "databricks.yml")
+    assert (ROOT / bundle["artifacts"]["pi_lakeflow_wheel"]["path"]).joinpath("pyproject.toml").is_file()
+    assert pipeline["environment"]["dependencies"] == ["../dist/*.whl"]  # what the artifact build writes
+
+
+def test_the_wheel_builds_and_carries_the_packages(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(tmp_path),
+                    str(ROOT)], check=True, timeout=300)
+    (wheel,) = tmp_path.glob("pi_lakeflow-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for module in ("pi_client/timeseries.py", "pi_lakeflow/sources.py", "pi_lakeflow/pipelines/bronze.py",
+                   "pi_lakeflow/log4j2.properties", "pi_simulator/api.py"):
+        assert module in names
