@@ -22,8 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from pi_lakeflow.sources import ingestion_log
-from pi_lakeflow.state import StateStore
+from pi_lakeflow.state import StateStore, ingestion_log
 
 DAY_START, DAY_END = "2024-05-01T00:00:00Z", "2024-05-02T00:00:00Z"
 

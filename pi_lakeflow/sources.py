@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from pyspark.sql.datasource import DataSource, DataSourceReader, DataSourceStreamReader, InputPartition
 from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.types import StructType
@@ -27,7 +26,7 @@ from .connection import connect
 from .discovery import catalog_table
 from .extract import plan_batch, read_partition
 from .settings import Settings, parse
-from .state import StateStore
+from .state import StateStore, ingestion_log, tag_cursors
 
 #: Batches kept in the state store behind the last committed one (for replays and the log).
 KEEP_BATCHES = 3
@@ -71,7 +70,7 @@ class TimeSeriesReader(DataSourceStreamReader):
         yield from landed.to_batches(max_chunksize=100_000)
 
     def commit(self, end: dict) -> None:
-        self.store.prune(end["batch"] - KEEP_BATCHES, lambda batch: log_rows(self.store, batch))
+        self.store.prune(end["batch"] - KEEP_BATCHES)
 
 
 class TimeSeriesSource(DataSource):
@@ -86,56 +85,6 @@ class TimeSeriesSource(DataSource):
 
     def streamReader(self, schema: StructType) -> DataSourceStreamReader:
         return TimeSeriesReader(self.options)
-
-
-def _finished(store: StateStore, batch: int) -> bool:
-    info, _ = store.plan(batch)
-    return len(store.outcomes(batch)) == info.partitions
-
-
-def ingestion_log(store: StateStore) -> pa.Table:
-    """tables.INGESTION_LOG: the log of pruned batches, then that of the finished batches kept."""
-    live = [log_rows(store, b) for b in store.batches() if _finished(store, b)]
-    return pa.concat_tables([store.archived_log(tables.INGESTION_LOG), *live])
-
-
-def log_rows(store: StateStore, batch: int) -> pa.Table:
-    """tables.INGESTION_LOG rows of one finished batch."""
-    info, _ = store.plan(batch)
-    rows = []
-    if info.missing:
-        rows.append({"batch": batch, "partition": -1, "tags": len(info.missing), "tags_failed": len(info.missing),
-                     "values_read": 0, "values_landed": 0, "requests": 0, "retries": 0, "bytes_received": 0,
-                     "read_to": info.end_ns // 1000, "failed_tags": list(info.missing.items())})
-    for partition, (outcome, stats) in sorted(store.outcomes(batch).items()):
-        failed = outcome.filter(pc.is_valid(outcome["last_error"]))
-        rows.append({
-            "batch": batch, "partition": partition, "started_at": stats.started_ns // 1000, "seconds": stats.seconds,
-            "tags": len(outcome), "tags_failed": len(failed),
-            "values_read": pc.sum(outcome["values_read"]).as_py() or 0,
-            "values_landed": pc.sum(outcome["values_landed"]).as_py() or 0,
-            "requests": stats.requests, "retries": stats.retries, "bytes_received": stats.bytes_received,
-            "read_from_min": pc.min(outcome["read_from_ns"]).as_py() // 1000,
-            "read_from_max": pc.max(outcome["read_from_ns"]).as_py() // 1000,
-            "read_to": info.end_ns // 1000,
-            "failed_tags": [(name or web_id, error) for name, web_id, error
-                            in zip(*(failed[c].to_pylist() for c in ("name", "web_id", "last_error")))],
-        })
-    return pa.Table.from_pylist(rows, schema=tables.INGESTION_LOG)
-
-
-def tag_cursors(store: StateStore) -> pa.Table:
-    """tables.TAG_CURSORS after the newest finished batch."""
-    finished = [b for b in store.batches() if _finished(store, b)]
-    if not finished:
-        return tables.TAG_CURSORS.empty_table()
-    state = store.tag_state(finished[-1])
-    micros = {c: pc.divide(state[c], 1000) for c in ("cursor_ns", "origin_ns")}
-    return pa.table({"web_id": state["web_id"], "name": state["name"],
-                     "cursor": micros["cursor_ns"].cast(tables.SPARK_TIMESTAMP),
-                     "origin": micros["origin_ns"].cast(tables.SPARK_TIMESTAMP),
-                     "batch": pa.array([finished[-1]] * len(state), pa.int64()),
-                     "last_error": state["last_error"]}, schema=tables.TAG_CURSORS)
 
 
 @dataclass

@@ -19,10 +19,11 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from .tables import INGESTION_LOG, SPARK_TIMESTAMP, TAG_CURSORS
 
 #: One row per tag the plan knows. ``partition`` -1: known from an earlier batch, not selected
 #: now (kept so that its cursor survives). ``cursor_ns`` null: a new tag. ``digest``: hashes of
@@ -112,6 +113,11 @@ class StateStore:
             return []
         return sorted(int(p.name) for p in folder.iterdir() if (p / "plan.arrow").is_file())
 
+    def finished(self, batch: int) -> bool:
+        """Whether every partition of a planned batch has left its outcome."""
+        info, _ = self.plan(batch)
+        return len(self.outcomes(batch)) == info.partitions
+
     # ---- outcomes ------------------------------------------------------------------------------
     def write_outcome(self, batch: int, partition: int, rows: pa.Table, stats: PartStats) -> None:
         _write(self._batch_dir(batch) / f"part-{partition:05d}.arrow", rows.cast(OUTCOME), stats.__dict__)
@@ -138,12 +144,12 @@ class StateStore:
         kept = plan.filter(pc.equal(plan["partition"], -1))
         return pa.concat_tables([kept, *(t.select(STATE_FIELDS).cast(PLAN) for t, _ in outcomes.values())])
 
-    def prune(self, keep_from: int, log: Callable[[int], pa.Table]) -> None:
-        """Remove batches older than ``keep_from`` (no replay needs them), keeping what ``log``
-        makes of each (its rows of the ingestion log) in ``log/``."""
+    def prune(self, keep_from: int) -> None:
+        """Remove batches older than ``keep_from`` (no replay needs them), keeping their rows of
+        the ingestion log in ``log/``."""
         for batch in self.batches():
             if batch < keep_from:
-                _write(self.root / "log" / f"{batch:08d}.arrow", log(batch), {})
+                _write(self.root / "log" / f"{batch:08d}.arrow", log_rows(self, batch), {})
                 shutil.rmtree(self._batch_dir(batch), ignore_errors=True)
 
     def archived_log(self, schema: pa.Schema) -> pa.Table:
@@ -164,3 +170,50 @@ def _read(path: Path) -> tuple[pa.Table, dict]:
     with pa.memory_map(str(path)) as source:
         table = pa.ipc.open_file(source).read_all()
     return table.replace_schema_metadata(None), json.loads(table.schema.metadata[b"pi_lakeflow"])
+
+
+# ---- the tables made from the state ---------------------------------------------------------
+
+def ingestion_log(store: StateStore) -> pa.Table:
+    """INGESTION_LOG: the log of pruned batches, then that of the finished batches kept."""
+    live = [log_rows(store, b) for b in store.batches() if store.finished(b)]
+    return pa.concat_tables([store.archived_log(INGESTION_LOG), *live])
+
+
+def log_rows(store: StateStore, batch: int) -> pa.Table:
+    """INGESTION_LOG rows of one finished batch."""
+    info, _ = store.plan(batch)
+    rows = []
+    if info.missing:
+        rows.append({"batch": batch, "partition": -1, "tags": len(info.missing), "tags_failed": len(info.missing),
+                     "values_read": 0, "values_landed": 0, "requests": 0, "retries": 0, "bytes_received": 0,
+                     "read_to": info.end_ns // 1000, "failed_tags": list(info.missing.items())})
+    for partition, (outcome, stats) in sorted(store.outcomes(batch).items()):
+        failed = outcome.filter(pc.is_valid(outcome["last_error"]))
+        rows.append({
+            "batch": batch, "partition": partition, "started_at": stats.started_ns // 1000, "seconds": stats.seconds,
+            "tags": len(outcome), "tags_failed": len(failed),
+            "values_read": pc.sum(outcome["values_read"]).as_py() or 0,
+            "values_landed": pc.sum(outcome["values_landed"]).as_py() or 0,
+            "requests": stats.requests, "retries": stats.retries, "bytes_received": stats.bytes_received,
+            "read_from_min": pc.min(outcome["read_from_ns"]).as_py() // 1000,
+            "read_from_max": pc.max(outcome["read_from_ns"]).as_py() // 1000,
+            "read_to": info.end_ns // 1000,
+            "failed_tags": [(name or web_id, error) for name, web_id, error
+                            in zip(*(failed[c].to_pylist() for c in ("name", "web_id", "last_error")))],
+        })
+    return pa.Table.from_pylist(rows, schema=INGESTION_LOG)
+
+
+def tag_cursors(store: StateStore) -> pa.Table:
+    """TAG_CURSORS after the newest finished batch."""
+    finished = [b for b in store.batches() if store.finished(b)]
+    if not finished:
+        return TAG_CURSORS.empty_table()
+    state = store.tag_state(finished[-1])
+    micros = {c: pc.divide(state[c], 1000) for c in ("cursor_ns", "origin_ns")}
+    return pa.table({"web_id": state["web_id"], "name": state["name"],
+                     "cursor": micros["cursor_ns"].cast(SPARK_TIMESTAMP),
+                     "origin": micros["origin_ns"].cast(SPARK_TIMESTAMP),
+                     "batch": pa.array([finished[-1]] * len(state), pa.int64()),
+                     "last_error": state["last_error"]}, schema=TAG_CURSORS)

@@ -1,0 +1,54 @@
+"""The state store of the time-series source: plans, outcomes, tag state, pruning and the log."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from pi_lakeflow.state import OUTCOME, PLAN, PartStats, PlanInfo, StateStore, ingestion_log, tag_cursors
+
+END = 1_714_608_000_000_000_000
+
+
+def plan_rows(batch: int) -> pa.Table:
+    return pa.Table.from_pylist([
+        {"web_id": "A", "name": "a", "partition": 0, "origin_ns": 0, "cursor_ns": None, "read_from_ns": 0},
+        {"web_id": "B", "name": "b", "partition": 0, "origin_ns": 0, "cursor_ns": 5, "read_from_ns": 1},
+        {"web_id": "C", "name": "c", "partition": -1, "origin_ns": 0, "cursor_ns": 7, "read_from_ns": 7},
+    ], schema=PLAN)
+
+
+def finish(store: StateStore, batch: int, fail_b: bool = False) -> None:
+    store.write_plan(PlanInfo(batch, END + batch, 1, 10, {"GONE": "not found"}), plan_rows(batch))
+    outcome = [{"web_id": "A", "name": "a", "partition": 0, "origin_ns": 0, "cursor_ns": END + batch,
+                "read_from_ns": 0, "digest": b"\x01" * 8, "values_read": 3, "values_landed": 2},
+               {"web_id": "B", "name": "b", "partition": 0, "origin_ns": 0, "cursor_ns": 5, "read_from_ns": 1,
+                "last_error": "HTTP 500: down", "values_read": 0, "values_landed": 0} if fail_b else
+               {"web_id": "B", "name": "b", "partition": 0, "origin_ns": 0, "cursor_ns": END + batch,
+                "read_from_ns": 1, "values_read": 1, "values_landed": 1}]
+    store.write_outcome(batch, 0, pa.Table.from_pylist(outcome, schema=OUTCOME), PartStats(END, 1.5, 2, 1, 100))
+
+
+def test_tag_state_merges_outcomes_with_the_tags_kept_aside(tmp_path):
+    store = StateStore(tmp_path)
+    finish(store, 1, fail_b=True)
+    state = {r["web_id"]: r for r in store.tag_state(1).to_pylist()}
+    assert state["A"]["cursor_ns"] == END + 1 and state["A"]["digest"] == b"\x01" * 8
+    assert state["B"]["cursor_ns"] == 5 and state["B"]["last_error"] == "HTTP 500: down"
+    assert state["C"]["cursor_ns"] == 7  # not selected in this batch: its cursor survives
+    log = ingestion_log(store).to_pylist()
+    assert [(r["partition"], r["tags"], r["tags_failed"]) for r in log] == [(-1, 1, 1), (0, 2, 1)]
+    assert dict(log[0]["failed_tags"]) == {"GONE": "not found"} and dict(log[1]["failed_tags"]) == {"b": "HTTP 500: down"}
+    assert sorted(r["web_id"] for r in tag_cursors(store).to_pylist()) == ["A", "B", "C"]
+
+
+def test_pruning_keeps_the_log_and_a_new_history_clears_it(tmp_path):
+    store = StateStore(tmp_path)
+    for batch in range(1, 6):
+        finish(store, batch)
+    store.prune(keep_from=4)
+    assert store.batches() == [4, 5]
+    assert [r["batch"] for r in ingestion_log(store).to_pylist() if r["partition"] == 0] == [1, 2, 3, 4, 5]
+    finish(store, 5)  # a replanned batch replaces the attempt before it
+    assert store.batches() == [4, 5] and len(store.outcomes(5)) == 1
+    store.write_plan(PlanInfo(1, END, 1, 10, {}), plan_rows(1))  # a full refresh starts at batch 1 again
+    assert store.batches() == [1] and ingestion_log(store).num_rows == 0 and not store.finished(1)
