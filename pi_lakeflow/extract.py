@@ -12,6 +12,7 @@ keeps its cursor and digest, and the next batch reads its whole range again.
 from __future__ import annotations
 
 import time
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,11 @@ from .discovery import select_tags
 from .settings import Settings
 from .state import OUTCOME, PLAN, PartStats, PlanInfo, StateStore
 from .tables import TIMESERIES, for_spark
+
+NS_PER_SECOND = 1_000_000_000
+#: The first time slice of a partition whose tags' rate is not known yet.
+PROBE_SLICE_NS = 3600 * NS_PER_SECOND
+MIN_SLICE_NS = 60 * NS_PER_SECOND
 
 #: The columns whose values make a PI value what it is (its identity and its content).
 _HASHED = ("web_id", "timestamp_ns", "ordinal", "value_double", "value_string", "value_bool", "value_timestamp",
@@ -43,7 +49,8 @@ def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, batch: 
         state = known.pop(web_id, None)
         if state is None:
             rows.append({"web_id": web_id, "name": name, "point_type": point_type, "origin_ns": start,
-                         "cursor_ns": None, "read_from_ns": start, "digest": None, "last_error": None})
+                         "cursor_ns": None, "read_from_ns": start, "digest": None, "last_error": None,
+                         "rate": None})
         else:
             cursor = state["cursor_ns"]
             read_from = state["origin_ns"] if cursor is None else max(state["origin_ns"], cursor - settings.lookback_ns)
@@ -66,56 +73,123 @@ def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, batch: 
     return PlanInfo(batch, end, partitions, settings.lookback_ns, dict(selected.errors)), table
 
 
-def read_partition(client: PiClient, store: StateStore, batch: int, partition: int) -> pa.Table:
-    """Read one partition of a planned batch; write its outcome; return the values to land
-    (tables.TIMESERIES). Called by the partition's Spark task."""
+def read_partition(client: PiClient, store: StateStore, batch: int, partition: int) -> Iterator[pa.Table]:
+    """Read one partition of a planned batch, slice by slice; yield the values to land
+    (tables.TIMESERIES); write the partition's outcome when done. Called by the partition's task.
+
+    The window is cut into time slices of about ``values_per_batch`` values (the first from the
+    tags' rate in their last read, or a one-hour probe), so a task holds one slice at a time
+    however long the window: a back-fill of months of 1-second tags included. A tag that fails
+    in a slice is not read in later ones; what it landed before stays, and its cursor is where
+    its complete slices end.
+    """
     started_ns, started = time.time_ns(), time.perf_counter()
+    before = client.transport.stats.snapshot()
     info, plan = store.plan(batch)
-    rows = plan.filter(pc.equal(plan["partition"], partition)).to_pylist()
-    tags = [Tag(r["web_id"], r["name"] or "", r["point_type"] or "") for r in rows]
-    result = read_recorded(client, tags, start=0, end=info.end_ns,
-                           cursors={r["web_id"]: r["read_from_ns"] for r in rows})
-    values = _landing_columns(result.values, batch, started_ns)
-    keep, digests, read, landed = _deduplicate(values, rows, info.end_ns - info.lookback_ns)
-    errors = result.errors
-    outcome = []
-    for i, row in enumerate(rows):
-        error = errors.get(row["web_id"])
-        if error is None:
-            outcome.append({**row, "cursor_ns": info.end_ns, "digest": digests[i], "last_error": None,
-                            "values_read": int(read[i]), "values_landed": int(landed[i])})
-        else:  # no values of it were kept by read_recorded: cursor and digest stay
-            outcome.append({**row, "last_error": error, "values_read": 0, "values_landed": 0})
-    stats = PartStats(started_ns, time.perf_counter() - started, result.requests, result.retries,
-                      result.bytes_received)
-    store.write_outcome(batch, partition, pa.Table.from_pylist(outcome, schema=OUTCOME), stats)
-    return values.filter(pa.array(keep))
+    progress = _Progress(plan.filter(pc.equal(plan["partition"], partition)).to_pylist(), info.lookback_ns)
+    target = client.limits.values_per_batch
+    slice_start = int(progress.read_from.min())
+    length = _first_slice(progress.rows, target)
+    while slice_start < info.end_ns and progress.active():
+        slice_end = min(info.end_ns, slice_start + length)
+        tags, cursors = progress.due(slice_end)
+        result = read_recorded(client, tags, start=0, end=slice_end, cursors=cursors)
+        values = _landing_columns(result.values, batch, started_ns)
+        landed = progress.accept(values, result.errors, slice_end)
+        if len(landed):
+            yield landed
+        rate = len(values) / max(slice_end - slice_start, 1)
+        length = max(MIN_SLICE_NS, int(target / rate)) if rate else info.end_ns - slice_end
+        slice_start = slice_end
+    after = client.transport.stats.snapshot()
+    stats = PartStats(started_ns, time.perf_counter() - started, after[0] - before[0], after[1] - before[1],
+                      after[2] - before[2])
+    store.write_outcome(batch, partition, progress.outcome(), stats)
 
 
-def _deduplicate(values: pa.Table, rows: list[dict], recent_from: int
-                 ) -> tuple[np.ndarray, list[bytes], np.ndarray, np.ndarray]:
-    """Which values to land (those not in their tag's digest), each tag's new digest (the values
-    at or after ``recent_from``), and per tag the values read and landed. Vectorized over the
-    partition: only values before their tag's cursor or at/after ``recent_from`` are hashed."""
-    count = len(rows)
-    tag = pc.index_in(values["web_id"], value_set=pa.array([r["web_id"] for r in rows])).to_numpy()
-    stamps = values["timestamp_ns"].to_numpy()
-    no_cursor = np.iinfo(np.int64).min
-    cursor = np.array([no_cursor if r["cursor_ns"] is None else r["cursor_ns"] for r in rows], dtype=np.int64)
-    before_cursor = stamps < cursor[tag] if count else np.zeros(0, dtype=bool)
-    recent = stamps >= recent_from
-    hashed = before_cursor | recent
-    hashes = np.zeros(len(values), dtype=np.uint64)
-    hashes[hashed] = value_hashes(values.filter(pa.array(hashed)))
-    seen = [_digest_values(r["digest"]) for r in rows]
-    keep = np.ones(len(values), dtype=bool)
-    if any(len(d) for d in seen):
-        keep[before_cursor] = ~np.isin(hashes[before_cursor], np.concatenate(seen))
-    order = np.lexsort((hashes[recent], tag[recent]))
-    recent_tags, recent_hashes = tag[recent][order], hashes[recent][order]
-    bounds = np.searchsorted(recent_tags, np.arange(count + 1))
-    digests = [np.unique(recent_hashes[bounds[i]:bounds[i + 1]]).tobytes() for i in range(count)]
-    return keep, digests, np.bincount(tag, minlength=count), np.bincount(tag[keep], minlength=count)
+def _first_slice(rows: list[dict], target: int) -> int:
+    """About ``target`` values' worth of time at the tags' known rates; a probe if one is unknown."""
+    if any(r["rate"] is None for r in rows):
+        return PROBE_SLICE_NS
+    total = sum(r["rate"] for r in rows) / NS_PER_SECOND  # values per nanosecond
+    return max(MIN_SLICE_NS, int(target / total)) if total else np.iinfo(np.int64).max // 2
+
+
+class _Progress:
+    """Per tag of a partition, across slices: where it has been read to, its error, its counts,
+    and the hashes its next digest is made of."""
+
+    def __init__(self, rows: list[dict], lookback_ns: int):
+        self.rows, self.lookback = rows, lookback_ns
+        self.web_ids = pa.array([r["web_id"] for r in rows], pa.string())
+        self.read_from = np.array([r["read_from_ns"] for r in rows], dtype=np.int64)
+        self.position = self.read_from.copy()
+        no_cursor = np.iinfo(np.int64).min
+        self.cursor = np.array([no_cursor if r["cursor_ns"] is None else r["cursor_ns"] for r in rows], dtype=np.int64)
+        self.seen = np.concatenate([np.empty(0, np.uint64), *(_digest_values(r["digest"]) for r in rows)])
+        self.errors: dict[int, str] = {}
+        self.read = np.zeros(len(rows), dtype=np.int64)
+        self.landed = np.zeros(len(rows), dtype=np.int64)
+        # (tag index, timestamp, hash) of the values a digest may need: those before the tag's
+        # old cursor, and those within the look-back before the end of the slice they came in.
+        self.kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def active(self) -> bool:
+        return len(self.errors) < len(self.rows)
+
+    def due(self, slice_end: int) -> tuple[list[Tag], dict[str, int]]:
+        tags, cursors = [], {}
+        for i, row in enumerate(self.rows):
+            if i not in self.errors and self.position[i] < slice_end:
+                tags.append(Tag(row["web_id"], row["name"] or "", row["point_type"] or ""))
+                cursors[row["web_id"]] = int(self.position[i])
+        return tags, cursors
+
+    def accept(self, values: pa.Table, errors: dict[str, str], slice_end: int) -> pa.Table:
+        """Take one slice: drop the values in their tag's digest, keep the hashes a digest may
+        need, move the tags that did not fail to the slice's end. Returns the values to land."""
+        tag = pc.index_in(values["web_id"], value_set=self.web_ids).to_numpy()
+        stamps = values["timestamp_ns"].to_numpy()
+        before_cursor = stamps < self.cursor[tag]
+        needed = before_cursor | (stamps >= slice_end - self.lookback)
+        hashes = np.zeros(len(values), dtype=np.uint64)
+        hashes[needed] = value_hashes(values.filter(pa.array(needed)))
+        keep = np.ones(len(values), dtype=bool)
+        if len(self.seen):
+            keep[before_cursor] = ~np.isin(hashes[before_cursor], self.seen)
+        self.kept.append((tag[needed], stamps[needed], hashes[needed]))
+        self.read += np.bincount(tag, minlength=len(self.rows))
+        self.landed += np.bincount(tag[keep], minlength=len(self.rows))
+        for i, row in enumerate(self.rows):
+            if row["web_id"] in errors:
+                self.errors[i] = errors[row["web_id"]]
+            elif i not in self.errors and self.position[i] < slice_end:
+                self.position[i] = slice_end
+        return values.filter(pa.array(keep))
+
+    def outcome(self) -> pa.Table:
+        """Each tag's state after the read (state.OUTCOME). A tag that got past its old cursor
+        moves there, with the hashes of the look-back before it; one that did not keeps its
+        cursor, its digest gaining what landed before that cursor."""
+        parts = list(zip(*self.kept)) or [[np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty(0, np.uint64)]]
+        tags, stamps, hashes = (np.concatenate(p) for p in parts)
+        rows = []
+        for i, row in enumerate(self.rows):
+            old, position = row["cursor_ns"], int(self.position[i])
+            mine = tags == i
+            if position > (old if old is not None else row["read_from_ns"]):
+                cursor = position
+                digest = np.unique(hashes[mine & (stamps >= cursor - self.lookback) & (stamps < cursor)]).tobytes()
+            elif old is not None:
+                cursor = old
+                digest = np.unique(np.concatenate([_digest_values(row["digest"]), hashes[mine & (stamps < old)]])).tobytes()
+            else:
+                cursor, digest = None, None
+            seconds = (position - row["read_from_ns"]) / NS_PER_SECOND
+            rate = self.read[i] / seconds if seconds > 0 and i not in self.errors else row["rate"]
+            rows.append({**row, "cursor_ns": cursor, "digest": digest, "last_error": self.errors.get(i),
+                         "values_read": int(self.read[i]), "values_landed": int(self.landed[i]), "rate": rate})
+        return pa.Table.from_pylist(rows, schema=OUTCOME)
 
 
 def _landing_columns(values: pa.Table, batch: int, ingested_ns: int) -> pa.Table:

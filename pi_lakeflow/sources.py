@@ -66,8 +66,8 @@ class TimeSeriesReader(DataSourceStreamReader):
 
     def read(self, partition: BatchPartition) -> Iterator[pa.RecordBatch]:
         with connect(self.settings) as client:
-            landed = read_partition(client, self.store, partition.batch, partition.partition)
-        yield from landed.to_batches(max_chunksize=100_000)
+            for landed in read_partition(client, self.store, partition.batch, partition.partition):
+                yield from landed.to_batches(max_chunksize=100_000)
 
     def commit(self, end: dict) -> None:
         self.store.prune(end["batch"] - KEEP_BATCHES)

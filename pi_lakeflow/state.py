@@ -28,6 +28,7 @@ from .tables import INGESTION_LOG, SPARK_TIMESTAMP, TAG_CURSORS
 #: One row per tag the plan knows. ``partition`` -1: known from an earlier batch, not selected
 #: now (kept so that its cursor survives). ``cursor_ns`` null: a new tag. ``digest``: hashes of
 #: the values landed in the look-back range before the cursor (see extract.value_hashes).
+#: ``rate``: values per second in the tag's last read (sizes the first time slice of a read).
 PLAN = pa.schema([
     pa.field("web_id", pa.string(), nullable=False),
     pa.field("name", pa.string()),
@@ -38,6 +39,7 @@ PLAN = pa.schema([
     pa.field("read_from_ns", pa.int64(), nullable=False),
     pa.field("digest", pa.binary()),
     pa.field("last_error", pa.string()),
+    pa.field("rate", pa.float64()),
 ])
 
 #: What a partition's task did, one row per tag: the tag's state after the batch.
@@ -51,6 +53,7 @@ OUTCOME = pa.schema([
     pa.field("read_from_ns", pa.int64(), nullable=False),
     pa.field("digest", pa.binary()),
     pa.field("last_error", pa.string()),
+    pa.field("rate", pa.float64()),
     pa.field("values_read", pa.int64(), nullable=False),
     pa.field("values_landed", pa.int64(), nullable=False),
 ])
