@@ -12,6 +12,7 @@ keeps its cursor and digest, and the next batch reads its whole range again.
 from __future__ import annotations
 
 import time
+import zlib
 from typing import Iterator
 
 import numpy as np
@@ -19,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pi_client import PiClient, Tag, read_recorded
+from pi_client import Lookup, PiClient, Tag, read_recorded
 
 from .discovery import select_tags
 from .settings import Settings
@@ -41,6 +42,9 @@ def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, batch: 
     """The plan of ``batch`` from the tag state after the batch before it; None when no tag has
     anything to read (``end`` has not moved)."""
     selected = select_tags(client, settings)
+    index, count = settings.shard
+    mine = pa.array([shard_of(w, count) == index for w in selected.table["web_id"].to_pylist()], pa.bool_())
+    selected = Lookup(selected.table.filter(mine), selected.errors if index == 0 else {})
     end = settings.end_ns(now_ns)
     start = settings.start_ns(now_ns)
     known = {row["web_id"]: row for row in previous.to_pylist()}
@@ -71,6 +75,11 @@ def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, batch: 
     table = pa.Table.from_pylist([*due, *waiting, *known.values()], schema=PLAN)
     partitions = (len(due) + size - 1) // size
     return PlanInfo(batch, end, partitions, settings.lookback_ns, dict(selected.errors)), table
+
+
+def shard_of(web_id: str, count: int) -> int:
+    """The shard (0 to count-1) a tag belongs to: a stable hash of its WebId."""
+    return zlib.crc32(web_id.encode()) % count
 
 
 def read_partition(client: PiClient, store: StateStore, batch: int, partition: int) -> Iterator[pa.Table]:

@@ -20,6 +20,7 @@ from pi_client import SEARCH_MODES, PiConfigError, to_ns
 
 NS_PER_SECOND = 1_000_000_000
 AUTH_SCHEMES = ("anonymous", "basic", "bearer", "oidc", "kerberos")
+TABLE_SETS = ("all", "timeseries", "catalog")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -64,6 +65,9 @@ KEYS: tuple[Key, ...] = (
     Key("pi.event_frames.templates", "", "comma-separated event frame template names; empty: all"),
     Key("pi.event_frames.start", "", "start of the event frame search window; default: pi.start"),
     Key("pi.event_frames.search_mode", "Overlapped", f"PI searchMode: {', '.join(SEARCH_MODES)}"),
+    Key("pi.tables", "all", "which tables this pipeline makes: all, timeseries (values, log, cursors) or "
+                            "catalog (points, AF, event frames)"),
+    Key("pi.shard", "0/1", "INDEX/COUNT: this pipeline reads the tags whose WebId hashes to INDEX of COUNT"),
     Key("pi.state_path", None, "folder where the time-series source keeps its per-tag cursors "
                                "(a Unity Catalog volume path on Databricks)"),
 )
@@ -97,6 +101,8 @@ class Settings:
     event_frame_templates: tuple[str, ...]
     event_frames_start: str
     search_mode: str
+    tables: str
+    shard: tuple[int, int]
     state_path: str
 
     def start_ns(self, now: int) -> int:
@@ -193,6 +199,13 @@ def _duration(text: str) -> int:
     return value
 
 
+def _shard(text: str) -> tuple[int, int]:
+    found = re.match(r"^\s*(\d+)\s*/\s*(\d+)\s*$", text)
+    if not found or not int(found.group(1)) < int(found.group(2)):
+        raise ValueError(f"'{text}' is not INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/1 or 2/4")
+    return int(found.group(1)), int(found.group(2))
+
+
 def _path(text: str) -> str:
     if not text.strip():
         raise ValueError("an empty path")
@@ -205,6 +218,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "pi.partition_size": _positive_int, "pi.requests_per_second": _rate,
     "pi.event_frames.templates": _names, "pi.event_frames.start": _maybe_time,
     "pi.event_frames.search_mode": _choice(SEARCH_MODES, str.lower), "pi.state_path": _path,
+    "pi.tables": _choice(TABLE_SETS), "pi.shard": _shard,
 }
 
 

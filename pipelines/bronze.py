@@ -10,19 +10,15 @@ from pyspark import pipelines as dp
 from pyspark.sql import functions as F
 
 from pi_lakeflow import tables
-from pi_lakeflow.settings import configuration
+from pi_lakeflow.settings import configuration, parse
 from pi_lakeflow.sources import SOURCES
 
 for source in SOURCES:
     spark.dataSource.register(source)  # noqa: F821 (the engine provides spark)
 
 SETTINGS = configuration(lambda key: spark.conf.get(key, None))  # noqa: F821
-
-
-@dp.table(name=tables.TIMESERIES_NAME, partition_cols=["date"],
-          comment="One row per PI value: typed value, quality flags, tag, exact timestamp, batch and ingestion time.")
-def pi_timeseries():
-    return spark.readStream.format("pi_timeseries").options(**SETTINGS).load()  # noqa: F821
+#: all, timeseries or catalog: one pipeline, or two with their own schedules (the bundle's way).
+TABLES = parse(SETTINGS).tables
 
 
 def _after_timeseries(frame, columns):
@@ -39,7 +35,15 @@ def _view(name: str, comment: str, after_timeseries: bool) -> None:
         return _after_timeseries(found, tables.STATE[name].names) if after_timeseries else found
 
 
-for _name in tables.CATALOG:
-    _view(_name, f"{_name}: read whole from the PI Web API on each run.", after_timeseries=False)
-for _name in tables.STATE:
-    _view(_name, f"{_name}: from the time-series source's state, after pi_timeseries.", after_timeseries=True)
+if TABLES in ("all", "timeseries"):
+    @dp.table(name=tables.TIMESERIES_NAME, partition_cols=["date"],
+              comment="One row per PI value: typed value, quality flags, tag, exact timestamp, batch and ingestion time.")
+    def pi_timeseries():
+        return spark.readStream.format("pi_timeseries").options(**SETTINGS).load()  # noqa: F821
+
+    for _name in tables.STATE:
+        _view(_name, f"{_name}: from the time-series source's state, after pi_timeseries.", after_timeseries=True)
+
+if TABLES in ("all", "catalog"):
+    for _name in tables.CATALOG:
+        _view(_name, f"{_name}: read whole from the PI Web API on each run.", after_timeseries=False)

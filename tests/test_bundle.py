@@ -45,21 +45,31 @@ def test_every_yaml_file_parses_and_the_bundle_includes_the_resources():
     assert list((ROOT / "resources").glob("*.yml"))
 
 
+PIPELINES = ("pi_lakeflow_timeseries", "pi_lakeflow_catalog")
+
+
 def test_resources_load_in_the_typed_bundle_models(resources):
-    pipeline = Pipeline.from_dict(resources["pipelines"]["pi_lakeflow"])
-    job = Job.from_dict(resources["jobs"]["pi_lakeflow_refresh"])
+    pipelines = [Pipeline.from_dict(resources["pipelines"][name]) for name in PIPELINES]
+    jobs = [Job.from_dict(job) for job in resources["jobs"].values()]
     Schema.from_dict(resources["schemas"]["pi_lakeflow"])
     Volume.from_dict(resources["volumes"]["pi_lakeflow_state"])
-    assert pipeline.serverless is True and job.tasks[0].pipeline_task is not None
+    assert all(p.serverless is True for p in pipelines)
+    assert all(job.tasks[0].pipeline_task is not None for job in jobs)
+    refreshed = {job["tasks"][0]["pipeline_task"]["pipeline_id"] for job in resources["jobs"].values()}
+    assert refreshed == {f"${{resources.pipelines.{name}.id}}" for name in PIPELINES}
+    classic = load(ROOT / "databricks.yml")["targets"]["prod-classic"]["resources"]["pipelines"]
+    Pipeline.from_dict({**resources["pipelines"]["pi_lakeflow_timeseries"], **classic["pi_lakeflow_timeseries"]})
 
 
-def test_the_configuration_keys_are_exactly_the_keys_the_pipeline_reads(resources):
-    configuration = resources["pipelines"]["pi_lakeflow"]["configuration"]
-    assert sorted(configuration) == sorted(KEY_NAMES)
+@pytest.mark.parametrize("name, tables", [("pi_lakeflow_timeseries", "timeseries"), ("pi_lakeflow_catalog", "catalog")])
+def test_the_configuration_keys_are_exactly_the_keys_the_pipeline_reads(resources, name, tables):
+    configuration = resources["pipelines"][name]["configuration"]
+    assert sorted(configuration) == sorted(KEY_NAMES) and configuration["pi.tables"] == tables
 
 
-def test_no_secret_is_written_in_plain_text(resources):
-    configuration = resources["pipelines"]["pi_lakeflow"]["configuration"]
+@pytest.mark.parametrize("name", PIPELINES)
+def test_no_secret_is_written_in_plain_text(resources, name):
+    configuration = resources["pipelines"][name]["configuration"]
     for key in (k.name for k in KEYS if k.secret):
         assert configuration[key] == "" or SECRET_REFERENCE.match(configuration[key].replace("${var.secret_scope}",
                                                                                              "scope")), key
@@ -67,7 +77,7 @@ def test_no_secret_is_written_in_plain_text(resources):
 
 
 def test_every_referenced_path_exists(resources):
-    pipeline = resources["pipelines"]["pi_lakeflow"]
+    pipeline = resources["pipelines"]["pi_lakeflow_timeseries"]
     for library in pipeline["libraries"]:
         include = library["glob"]["include"]
         folder = (ROOT / "resources" / include.removesuffix("/**")).resolve()

@@ -107,3 +107,14 @@ def test_a_tag_failing_mid_window_keeps_what_it_landed_and_its_cursor_where_that
     assert not [r for r, n in Counter(landed).items() if n > 1]
     assert sorted(landed) == sorted(truth_rows(truth, [victim], NOW_NS - 6 * HOUR, NOW_NS))
     assert set(state["cursor_ns"].to_pylist()) == {NOW_NS}
+
+
+def test_shards_split_the_tags_without_overlap(setup):
+    server, client, store, settings = setup
+    planned = []
+    for index in range(3):
+        sharded = dataclasses.replace(settings, shard=(index, 3))
+        info, plan = plan_batch(client, sharded, store.tag_state(0), 1, NOW_NS)
+        planned.append(set(plan["web_id"].to_pylist()))
+    assert sum(len(p) for p in planned) == len(server.api.plant.points) and all(planned)
+    assert set().union(*planned) == {p.web_id for p in server.api.plant.points}
