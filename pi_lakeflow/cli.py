@@ -206,6 +206,37 @@ def cmd_query(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
 
 
+def _workspace_client(args: argparse.Namespace):
+    from databricks.sdk import WorkspaceClient
+
+    return WorkspaceClient(profile=args.profile) if args.profile else WorkspaceClient()
+
+
+def _read_secret(variable: str, prompt: str) -> str:
+    import getpass
+    import os
+
+    return os.environ.get(variable) or getpass.getpass(prompt)
+
+
+def cmd_workspace(args: argparse.Namespace) -> int:
+    from databricks.sdk.errors import DatabricksError
+
+    from pi_lakeflow.workspace import WorkspaceError, pipeline_status, store_secrets
+
+    try:
+        client = _workspace_client(args)
+        if args.action == "secrets":
+            lines = store_secrets(client, args.scope, args.auth, _read_secret)
+        else:
+            lines = pipeline_status(client, args.pipeline, args.warehouse).lines()
+    except (DatabricksError, WorkspaceError, ValueError) as error:
+        print(f"pi-lakeflow workspace {args.action}: {str(error).splitlines()[0]}", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pi-lakeflow", description="PI System data into the lakehouse.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -235,6 +266,21 @@ def main(argv: list[str] | None = None) -> int:
     query.add_argument("--config", required=True, help="the local config file of the runs")
     query.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output (default table)")
     query.set_defaults(run=cmd_query)
+    workspace = commands.add_parser("workspace", help="set up and watch the deployed pipeline (databricks-sdk)",
+                                    description="Workspace set-up and status with databricks-sdk; the workspace "
+                                                "comes from DATABRICKS_HOST/DATABRICKS_TOKEN or --profile.")
+    workspace.add_argument("action", choices=("secrets", "status"),
+                           help="secrets: store the PI credential in a secret scope (from $PI_PASSWORD, $PI_TOKEN "
+                                "or $PI_OIDC_SECRET, else a prompt); status: latest update and expectation counts")
+    workspace.add_argument("--profile", default=None, help="a profile of ~/.databrickscfg")
+    workspace.add_argument("--scope", default="pi-lakeflow", help="secret scope (default pi-lakeflow)")
+    workspace.add_argument("--auth", default="basic", choices=("basic", "bearer", "oidc"),
+                           help="which PI credential to store (default basic: pi-password)")
+    workspace.add_argument("--pipeline", default="pi_lakeflow_timeseries",
+                           help="pipeline name for status (default pi_lakeflow_timeseries)")
+    workspace.add_argument("--warehouse", default=None,
+                           help="SQL warehouse id to read expectation counts from the event log")
+    workspace.set_defaults(run=cmd_workspace)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

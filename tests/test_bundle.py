@@ -95,3 +95,27 @@ def test_the_wheel_builds_and_carries_the_packages(tmp_path):
     for module in ("pi_client/timeseries.py", "pi_lakeflow/sources.py", "pi_lakeflow/pipelines/bronze.py",
                    "pi_lakeflow/log4j2.properties", "pi_simulator/api.py"):
         assert module in names
+
+
+def test_shards_spread_the_time_series_over_pipelines_from_one_variable(resources):
+    from databricks.bundles.core import Bundle
+
+    from resources import shards
+
+    bundle = Bundle(target="prod", variables={"shards": 3, "catalog": "main", "schema": "pi"})
+    added = shards.load_resources(bundle)
+    assert sorted(added.pipelines) == ["pi_lakeflow_timeseries_shard1", "pi_lakeflow_timeseries_shard2"]
+    for index, name in enumerate(sorted(added.pipelines), start=1):
+        pipeline = added.pipelines[name]
+        assert pipeline.configuration["pi.shard"] == f"{index}/3" and pipeline.schema == f"pi_shard{index}"
+        assert sorted(pipeline.configuration) == sorted(KEY_NAMES)
+        assert pipeline.configuration["pi.state_path"] == f"/Volumes/main/pi_shard{index}/pi_lakeflow_state"
+        assert (ROOT / pipeline.libraries[0].glob.include.removesuffix("/**")).is_dir()
+    assert sorted(added.schemas) == ["pi_lakeflow_shard1", "pi_lakeflow_shard2"] and len(added.volumes) == 2
+    first = shards.first_shard.function(bundle, Pipeline.from_dict(resources["pipelines"]["pi_lakeflow_timeseries"]))
+    assert first.configuration["pi.shard"] == "0/3"
+    job = shards.refresh_every_shard.function(bundle, Job.from_dict(resources["jobs"]["pi_lakeflow_timeseries_refresh"]))
+    assert [t.task_key for t in job.tasks] == ["refresh_timeseries", "refresh_timeseries_shard1",
+                                               "refresh_timeseries_shard2"]
+    one = Bundle(target="prod", variables={"shards": 1, "catalog": "main", "schema": "pi"})
+    assert not shards.load_resources(one).pipelines
