@@ -32,7 +32,8 @@ def _view(name: str, comment: str, after_timeseries: bool) -> None:
     @dp.materialized_view(name=name, comment=comment)
     def view():
         found = spark.read.format("pi_catalog").options(**SETTINGS).option("table", name).load()  # noqa: F821
-        return _after_timeseries(found, tables.STATE[name].names) if after_timeseries else found
+        columns = {**tables.CATALOG, **tables.STATE}[name].names
+        return _after_timeseries(found, columns) if after_timeseries else found
 
 
 if TABLES in ("all", "timeseries"):
@@ -45,5 +46,6 @@ if TABLES in ("all", "timeseries"):
         _view(_name, f"{_name}: from the time-series source's state, after pi_timeseries.", after_timeseries=True)
 
 if TABLES in ("all", "catalog"):
+    # In one pipeline, the catalog waits for the time series, which gets the cores first.
     for _name in tables.CATALOG:
-        _view(_name, f"{_name}: read whole from the PI Web API on each run.", after_timeseries=False)
+        _view(_name, f"{_name}: read whole from the PI Web API on each run.", after_timeseries=TABLES == "all")
