@@ -181,15 +181,19 @@ def _load(path: str):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from pi_client import PiError
-    from pi_lakeflow.local import preflight, run_pipeline
+    from pi_lakeflow.local import ConfigError, preflight, run_pipeline
     from pi_lakeflow.settings import SettingsError
 
     config = _load(args.config)
     try:
-        missing = preflight(config)
+        selected, missing = preflight(config)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
     except (PiError, SettingsError) as error:
         print(f"pi-lakeflow run: {error}", file=sys.stderr)
         return 1
+    if not selected:
+        print("warning: the settings select no tag (pi.tags.*); the run lands no values", file=sys.stderr)
     if missing:
         print(f"warning: the server has no tag named {', '.join(missing)}; they are listed in pi_ingestion_log",
               file=sys.stderr)

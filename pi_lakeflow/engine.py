@@ -12,6 +12,7 @@ reported the run COMPLETED, that error is not a failure of the run.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import threading
 import time
@@ -59,6 +60,13 @@ class PartitionWatcher(threading.Thread):
                     f"{stats.requests} requests")
 
 
+def brief(message: str) -> str:
+    """An event's first line and, for a failure with a traceback, the error it ends with."""
+    lines = [line for line in message.splitlines() if line.strip()]
+    errors = [line.strip() for line in lines[1:] if re.match(r"^\s*[\w.]+(Error|Exception): ", line)]
+    return lines[0] + (f"\n          {errors[-1]}" if errors else "") if lines else message
+
+
 def row_counts(spark: SparkSession) -> dict[str, int]:
     counts = {}
     for table in ALL_TABLES:
@@ -73,7 +81,6 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--spec", required=True)
     parser.add_argument("--state-path", required=True)
-    parser.add_argument("--full-refresh", action="store_true")
     args = parser.parse_args()
     spec_path = Path(args.spec)
     spec = load_pipeline_spec(spec_path)
@@ -90,7 +97,7 @@ def main() -> int:
         register_definitions(spec_path, SparkConnectGraphElementRegistry(spark, graph), spec, spark, graph)
         say("pipeline defined; running")
         watcher.start()
-        events = start_run(spark, graph, full_refresh=[], full_refresh_all=args.full_refresh, refresh=[], dry=False,
+        events = start_run(spark, graph, full_refresh=[], full_refresh_all=False, refresh=[], dry=False,
                            storage=spec.storage)
         try:
             for result in events:
@@ -98,7 +105,7 @@ def main() -> int:
                     message = result["pipeline_event_result"].event.message
                     completed = completed or message.startswith("Run is COMPLETED")
                     if not message.endswith(("is QUEUED.", "is PLANNING.", "is STARTING.")):
-                        say(message)
+                        say(brief(message))
         except PySparkException as error:
             if not (completed and "UNKNOWN_RESPONSE" in str(error)):
                 raise

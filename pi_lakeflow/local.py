@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,13 +102,20 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def preflight(config: LocalConfig) -> list[str]:
-    """Reach the server with the configured identity before Spark starts; return the selected
-    tag names that the server does not have. Raises PiError (or SettingsError for a secret
-    reference that is not set) with one clear message."""
+def preflight(config: LocalConfig) -> tuple[int, list[str]]:
+    """Check what needs the clock, and reach the server with the configured identity, before
+    Spark starts; return how many tags the settings select, and the selected names that the server
+    does not have. Raises
+    ConfigError, PiError or SettingsError (a secret reference that is not set), each with one
+    clear message."""
+    now = time.time_ns()
+    if config.settings.start_ns(now) >= config.settings.end_ns(now):
+        raise ConfigError(f"{config.path}: pi.start ({config.settings.start}) is not before pi.end "
+                          f"({config.settings.end}): no tag would ever be read")
     with connect(config.settings, retry=PREFLIGHT_RETRY) as client:
         data_servers(client)
-        return sorted(select_tags(client, config.settings).errors)
+        selected = select_tags(client, config.settings)
+        return selected.table.num_rows, sorted(selected.errors)
 
 
 def definitions_dir() -> Path:
@@ -158,16 +166,28 @@ def spark_home() -> Path:
     return Path(pyspark.__file__).parent
 
 
+def reset(config: LocalConfig) -> None:
+    """Forget every table and cursor of a local pipeline: catalog, tables, checkpoints, state.
+
+    ``spark-pipelines``' own full refresh does not do this for local parquet streaming tables:
+    the table keeps its rows and its file-sink log, which then skips the restarted stream's
+    batches, while the cursors start over."""
+    for folder in (config.metastore, config.warehouse, config.state_dir / "checkpoints",
+                   Path(config.settings.state_path)):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def run_pipeline(config: LocalConfig, full_refresh: bool = False) -> int:
-    """One run of the pipeline (the engine in a Spark driver process); its exit status."""
+    """One run of the pipeline (the engine in a Spark driver process); its exit status.
+    ``full_refresh`` first resets the local tables and cursors (see :func:`reset`)."""
+    if full_refresh:
+        reset(config)
     config.metastore.mkdir(parents=True, exist_ok=True)
     spec = write_spec(config)
     # The launcher's Spark Connect server runs on "local" (one core) unless told otherwise.
     command = [str(spark_home() / "bin" / "spark-class"), "org.apache.spark.deploy.SparkPipelines",
                "--remote", f"local[{config.cores}]", str(Path(__file__).parent / "engine.py"), "--spec", str(spec),
                "--state-path", config.settings.state_path]
-    if full_refresh:
-        command.append("--full-refresh")
     environment = {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_CONF_DIR": str(write_spark_conf_dir(config)),
                    "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     return subprocess.call(command, env=environment, cwd=str(config.state_dir))

@@ -201,3 +201,17 @@ def test_query_prints_the_tables_through_the_local_catalog(runs):
     assert done.returncode == 0, done.stderr
     header, row = done.stdout.strip().splitlines()[-2:]
     assert header == "n,tags" and int(row.split(",")[1]) == len(runs["points"])
+
+
+def test_full_refresh_starts_every_table_and_cursor_over(runs, spark):
+    """Last in this module: it replaces the tables the tests above read."""
+    config = load_config(runs["config"].path)  # run 3's settings: the tag that failed, and a missing name
+    assert run_pipeline(config, full_refresh=True) == 0
+    warehouse = config.warehouse
+    landed = landed_rows(spark.read.parquet(str(warehouse / "pi_timeseries")))
+    failing = runs["failing"]
+    assert sorted(landed) == sorted(r for r in runs["truth_all"] if r[0] == failing.name)
+    log = spark.read.parquet(str(warehouse / "pi_ingestion_log")).collect()
+    assert {r["batch"] for r in log} == {1}
+    cursors = spark.read.parquet(str(warehouse / "pi_tag_cursors")).collect()
+    assert [(r["name"], micros(r["cursor"])) for r in cursors] == [(failing.name, LATER_NS // 1000)]

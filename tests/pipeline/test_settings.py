@@ -46,6 +46,12 @@ def test_bad_settings_name_the_key_and_what_is_accepted(tmp_path, capsys, change
     assert len(err.strip().splitlines()) == 1
 
 
+def test_a_start_after_the_end_is_refused(tmp_path, capsys):
+    configuration = {**GOOD, "pi.start": "2024-05-02T00:00:00Z", "pi.end": "2024-05-01T00:00:00Z"}
+    status, err = run_cli(tmp_path, capsys, {"state_dir": "state", "configuration": configuration})
+    assert status == 2 and "pi.start (2024-05-02T00:00:00Z) is not before pi.end" in err
+
+
 def test_a_secret_written_in_the_file_is_refused_without_showing_it(tmp_path, capsys):
     configuration = {**GOOD, "pi.auth": "basic", "pi.user": "svc", "pi.password": "hunter2-secret"}
     status, err = run_cli(tmp_path, capsys, {"state_dir": "state", "configuration": configuration})
