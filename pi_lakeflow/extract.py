@@ -6,7 +6,8 @@ Values in the look-back range were landed before, unless they arrived late or we
 value whose hash is in the tag's digest (the values landed in that range) is not landed again,
 so a re-read value never lands twice, while a new or changed value does and two genuine values
 at one timestamp both stay. After a complete read the cursor moves to ``end``; a tag that failed
-keeps its cursor and digest, and the next batch reads its whole range again.
+keeps its cursor and digest (or, when it failed after complete time slices, moves to where they
+end), and the next batch reads the rest.
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ import pyarrow.compute as pc
 from pi_client import Lookup, PiClient, Tag, read_recorded
 
 from .discovery import select_tags
-from .settings import Settings
+from .settings import NS_PER_SECOND, Settings
 from .state import OUTCOME, PLAN, PartStats, PlanInfo, StateStore
 from .tables import TIMESERIES, for_spark
 
-NS_PER_SECOND = 1_000_000_000
 #: The first time slice of a partition whose tags' rate is not known yet.
 PROBE_SLICE_NS = 3600 * NS_PER_SECOND
 MIN_SLICE_NS = 60 * NS_PER_SECOND
