@@ -86,7 +86,9 @@ def load_config(path: str | os.PathLike) -> LocalConfig:
     if not isinstance(configuration, dict):
         raise ConfigError(f"{file}: configuration must be a mapping of setting keys to values")
     configuration = {str(k): _text(v) for k, v in configuration.items()}
-    configuration.setdefault("pi.state_path", str(state_dir / "source"))
+    # Relative to the config file, like state_dir (Spark's processes run in another folder).
+    state_path = configuration.get("pi.state_path", "").strip() or str(state_dir / "source")
+    configuration["pi.state_path"] = str((file.parent / state_path).resolve())
     try:
         parsed = settings_module.parse(configuration, literal_secrets=False)
     except SettingsError as error:
@@ -104,10 +106,9 @@ def _text(value: Any) -> str:
 
 def preflight(config: LocalConfig) -> tuple[int, list[str]]:
     """Check what needs the clock, and reach the server with the configured identity, before
-    Spark starts; return how many tags the settings select, and the selected names that the server
-    does not have. Raises
-    ConfigError, PiError or SettingsError (a secret reference that is not set), each with one
-    clear message."""
+    Spark starts. Returns how many tags the settings select, and the selected names that the
+    server does not have. Raises ConfigError, PiError or SettingsError (a secret reference that
+    is not set), each with one clear message."""
     now = time.time_ns()
     if config.settings.start_ns(now) >= config.settings.end_ns(now):
         raise ConfigError(f"{config.path}: pi.start ({config.settings.start}) is not before pi.end "
