@@ -48,9 +48,10 @@ class PartitionWatcher(threading.Thread):
     def report(self) -> None:
         for batch in [b for b in self.store.batches() if b > self.after_batch]:
             info, _ = self.store.plan(batch)
-            for partition, (outcome, stats) in sorted(self.store.outcomes(batch).items()):
+            for partition in self.store.finished_partitions(batch):
                 if (batch, partition) in self.seen:
                     continue
+                outcome, stats = self.store.outcome(batch, partition)
                 self.seen.add((batch, partition))
                 done = sum(1 for b, _ in self.seen if b == batch)
                 failed = sum(1 for e in outcome["last_error"].to_pylist() if e)

@@ -42,18 +42,9 @@ PLAN = pa.schema([
     pa.field("rate", pa.float64()),
 ])
 
-#: What a partition's task did, one row per tag: the tag's state after the batch.
+#: What a partition's task did, one row per tag: the tag's state after the batch, and its counts.
 OUTCOME = pa.schema([
-    pa.field("web_id", pa.string(), nullable=False),
-    pa.field("name", pa.string()),
-    pa.field("point_type", pa.string()),
-    pa.field("partition", pa.int32(), nullable=False),
-    pa.field("origin_ns", pa.int64(), nullable=False),
-    pa.field("cursor_ns", pa.int64()),
-    pa.field("read_from_ns", pa.int64(), nullable=False),
-    pa.field("digest", pa.binary()),
-    pa.field("last_error", pa.string()),
-    pa.field("rate", pa.float64()),
+    *PLAN,
     pa.field("values_read", pa.int64(), nullable=False),
     pa.field("values_landed", pa.int64(), nullable=False),
 ])
@@ -119,19 +110,26 @@ class StateStore:
     def finished(self, batch: int) -> bool:
         """Whether every partition of a planned batch has left its outcome."""
         info, _ = self.plan(batch)
-        return len(self.outcomes(batch)) == info.partitions
+        return len(self.finished_partitions(batch)) == info.partitions
 
     # ---- outcomes ------------------------------------------------------------------------------
     def write_outcome(self, batch: int, partition: int, rows: pa.Table, stats: PartStats) -> None:
-        _write(self._batch_dir(batch) / f"part-{partition:05d}.arrow", rows.cast(OUTCOME), stats.__dict__)
+        _write(self._part_path(batch, partition), rows.cast(OUTCOME), stats.__dict__)
+
+    def _part_path(self, batch: int, partition: int) -> Path:
+        return self._batch_dir(batch) / f"part-{partition:05d}.arrow"
+
+    def finished_partitions(self, batch: int) -> list[int]:
+        """The partitions of a batch that have left their outcome (the files are not read)."""
+        return sorted(int(p.stem.split("-")[1]) for p in self._batch_dir(batch).glob("part-*.arrow"))
+
+    def outcome(self, batch: int, partition: int) -> tuple[pa.Table, PartStats]:
+        table, meta = _read(self._part_path(batch, partition))
+        return table, PartStats(**meta)
 
     def outcomes(self, batch: int) -> dict[int, tuple[pa.Table, PartStats]]:
         """The partitions of a batch that have finished, by partition number."""
-        found = {}
-        for path in sorted(self._batch_dir(batch).glob("part-*.arrow")):
-            table, meta = _read(path)
-            found[int(path.stem.split("-")[1])] = (table, PartStats(**meta))
-        return found
+        return {p: self.outcome(batch, p) for p in self.finished_partitions(batch)}
 
     def tag_state(self, batch: int) -> pa.Table:
         """Every tag's state after a finished batch (PLAN columns; ``partition`` as in that plan).
