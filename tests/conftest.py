@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 import requests
 
+from pi_client.times import to_ns
 from pi_simulator import Clock, GroundTruth, PiWebApi, PlantConfig, ServerConfig, SimulatorServer
 from pi_simulator.pitime import parse_time
 
@@ -76,3 +78,23 @@ def truth_json(value) -> str:
     """A ground-truth ``Value`` as value_json writes it (JSON numbers compared as doubles)."""
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     return json.dumps(float(value) if number else value, sort_keys=True)
+
+
+def value_row(row: dict) -> tuple:
+    """A landed value (a row of pi_timeseries, as a dict) as the tuple truth_rows makes."""
+    return (row["name"], row["timestamp_ns"], row["ordinal"], value_json(row), row["good"], row["questionable"],
+            row["substituted"], row["annotated"])
+
+
+def truth_rows(truth: GroundTruth, points, start_ns: int, end_ns: int) -> list[tuple]:
+    """(name, timestamp_ns, ordinal, value JSON, good, questionable, substituted, annotated) of
+    every value of ``points`` in [start, end), as the server serves them now."""
+    rows = []
+    for point in points:
+        seen = Counter()
+        for value in truth.recorded(point.name, start_ns // 100, end_ns // 100 - 1):
+            stamp = to_ns(value["Timestamp"])
+            rows.append((point.name, stamp, seen[stamp], truth_json(value["Value"]), value["Good"],
+                         value["Questionable"], value["Substituted"], value["Annotated"]))
+            seen[stamp] += 1
+    return rows

@@ -11,34 +11,20 @@ import pytest
 
 import pi_lakeflow.extract as extract
 from pi_client import Limits, PiClient, RetryPolicy
-from pi_client.times import to_ns, to_pi_time
+from pi_client.times import to_pi_time
 from pi_lakeflow.extract import plan_batch, read_partition
 from pi_lakeflow.settings import parse
 from pi_lakeflow.state import StateStore
 from pi_simulator import GroundTruth, PlantConfig
-from tests.conftest import NOW, make_server, truth_json, value_json
+from tests.conftest import NOW, make_server, truth_rows, value_row
 
 TICK, HOUR = 100, 3_600_000_000_000
 NOW_NS = NOW * TICK
 PLANT = PlantConfig(tags=40, elements=50, event_frames=10, origin_ticks=NOW)
 
 
-def truth_rows(truth: GroundTruth, points, start_ns: int, end_ns: int) -> list[tuple]:
-    """(web_id, timestamp_ns, ordinal, value JSON, good, substituted) of the values in [start, end)."""
-    rows = []
-    for point in points:
-        seen = Counter()
-        for value in truth.recorded(point.name, start_ns // TICK, end_ns // TICK - 1):
-            stamp = to_ns(value["Timestamp"])
-            rows.append((point.web_id, stamp, seen[stamp], truth_json(value["Value"]), value["Good"],
-                         value["Substituted"]))
-            seen[stamp] += 1
-    return rows
-
-
 def landed_rows(tables: list[pa.Table]) -> list[tuple]:
-    return [(r["web_id"], r["timestamp_ns"], r["ordinal"], value_json(r), r["good"], r["substituted"])
-            for table in tables for r in table.to_pylist()]
+    return [value_row(r) for table in tables for r in table.to_pylist()]
 
 
 def run_batch(client, store, settings, batch, now_ns) -> tuple[list[pa.Table], pa.Table]:
@@ -98,12 +84,12 @@ def test_a_tag_failing_mid_window_keeps_what_it_landed_and_its_cursor_where_that
     row = next(r for r in state.to_pylist() if r["web_id"] == victim.web_id)
     first_slice_end = calls[0]
     assert row["cursor_ns"] == first_slice_end and "HTTP 500" in row["last_error"]
-    mine = [r for r in landed_rows(first) if r[0] == victim.web_id]
+    mine = [r for r in landed_rows(first) if r[0] == victim.name]
     assert sorted(mine) == sorted(truth_rows(truth, [victim], NOW_NS - 6 * HOUR, first_slice_end))
 
     server.api.server_config = dataclasses.replace(server.api.server_config, failing_tags=())
     second, state = run_batch(client, store, settings, 2, NOW_NS)  # same end: only the victim is due
-    landed = [r for r in landed_rows(first) + landed_rows(second) if r[0] == victim.web_id]
+    landed = [r for r in landed_rows(first) + landed_rows(second) if r[0] == victim.name]
     assert not [r for r, n in Counter(landed).items() if n > 1]
     assert sorted(landed) == sorted(truth_rows(truth, [victim], NOW_NS - 6 * HOUR, NOW_NS))
     assert set(state["cursor_ns"].to_pylist()) == {NOW_NS}

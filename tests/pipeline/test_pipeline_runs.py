@@ -27,13 +27,13 @@ import yaml
 from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 
-from pi_client.times import to_ns, to_pi_time
+from pi_client.times import to_pi_time
 from pi_lakeflow import cli
 from pi_lakeflow.local import load_config, run_pipeline
 from pi_lakeflow.state import StateStore
 from pi_simulator import GroundTruth
 from pi_simulator.plant import ASSET_DATABASE_NAME
-from tests.conftest import NOW, make_server, truth_json, value_json
+from tests.conftest import NOW, make_server, truth_rows, value_row
 
 TICK = 100
 HOUR_TICKS = 36_000_000_000
@@ -55,27 +55,13 @@ def write_config(folder: Path, url: str, end_ns: int, **more: str) -> Path:
     return path
 
 
-def truth_rows(truth: GroundTruth, points, start_ns: int, end_ns: int) -> set[tuple]:
-    """(name, timestamp_ns, ordinal, value JSON, flags) of every value in [start, end), now."""
-    rows = set()
-    for point in points:
-        seen = Counter()
-        for value in truth.recorded(point.name, start_ns // TICK, end_ns // TICK - 1):
-            stamp = to_ns(value["Timestamp"])
-            rows.add((point.name, stamp, seen[stamp], truth_json(value["Value"]), value["Good"],
-                      value["Questionable"], value["Substituted"], value["Annotated"]))
-            seen[stamp] += 1
-    return rows
-
-
 def micros(moment: datetime) -> int:
     """Microseconds since the epoch of a timestamp Spark returned (naive, in UTC here)."""
     return (moment.replace(tzinfo=timezone.utc) - EPOCH) // timedelta(microseconds=1)
 
 
 def landed_rows(frame) -> list[tuple]:
-    return [(r["name"], r["timestamp_ns"], r["ordinal"], value_json(r), r["good"], r["questionable"],
-             r["substituted"], r["annotated"]) for r in (row.asDict() for row in frame.collect())]
+    return [value_row(row.asDict()) for row in frame.collect()]
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +83,7 @@ def runs(tmp_path_factory):
         failing = points[FAILING]
         config = load_config(write_config(folder, server.url, NOW_NS))
         assert run_pipeline(config) == 0
-        truth_first = truth_rows(truth, points, START_NS, NOW_NS)
+        truth_first = set(truth_rows(truth, points, START_NS, NOW_NS))
         snapshot = folder / "after-run-1"
         shutil.copytree(config.warehouse, snapshot)
 
@@ -113,7 +99,7 @@ def runs(tmp_path_factory):
         terminal = io.StringIO()
         with contextlib.redirect_stderr(terminal):
             assert cli.main(["run", "--config", str(path)]) == 0
-        truth_all = truth_rows(truth, points, START_NS, LATER_NS)
+        truth_all = set(truth_rows(truth, points, START_NS, LATER_NS))
         yield {"config": config, "api": api, "points": points, "failing": failing, "snapshot": snapshot,
                "truth_first": truth_first, "truth_all": truth_all, "state_after_second": state_after_second,
                "terminal": terminal.getvalue()}
