@@ -168,10 +168,11 @@ def _rate(text: str) -> float:
     return value
 
 
-def _choice(accepted: tuple[str, ...], fold: Callable[[str], str] = str.lower) -> Callable[[str], str]:
+def _choice(accepted: tuple[str, ...]) -> Callable[[str], str]:
+    """A parser that accepts one of ``accepted`` in any letter case and returns its spelling."""
     def check(text: str) -> str:
         for option in accepted:
-            if fold(text.strip()) == fold(option):
+            if text.strip().lower() == option.lower():
                 return option
         raise ValueError(f"'{text}' is not one of {', '.join(accepted)}")
     return check
@@ -217,7 +218,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "pi.tags.names": _names, "pi.start": _time, "pi.end": _time, "pi.lookback": _duration,
     "pi.partition_size": _positive_int, "pi.requests_per_second": _rate,
     "pi.event_frames.templates": _names, "pi.event_frames.start": _maybe_time,
-    "pi.event_frames.search_mode": _choice(SEARCH_MODES, str.lower), "pi.state_path": _path,
+    "pi.event_frames.search_mode": _choice(SEARCH_MODES), "pi.state_path": _path,
     "pi.tables": _choice(TABLE_SETS), "pi.shard": _shard,
 }
 
