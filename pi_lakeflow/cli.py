@@ -210,6 +210,28 @@ def cmd_query(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from pyspark.errors import PySparkException
+
+    from pi_lakeflow.local import ConfigError
+    from pi_lakeflow.report import write_report
+
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {args.out}: the folder {out.parent} does not exist")
+    try:
+        found = write_report(_load(args.config), out)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+    except PySparkException as error:
+        print(f"pi-lakeflow report: {str(error).splitlines()[0]} (the report needs the time-series and quality "
+              f"tables: a run with pi.tables all or timeseries)", file=sys.stderr)
+        return 1
+    empty = [p.title for p in found if p.rows.empty]
+    print(f"wrote {out} ({len(found)} panels{'; no rows yet: ' + ', '.join(empty) if empty else ''})")
+    return 0
+
+
 def _workspace_client(args: argparse.Namespace):
     from databricks.sdk import WorkspaceClient
 
@@ -270,6 +292,12 @@ def main(argv: list[str] | None = None) -> int:
     query.add_argument("--config", required=True, help="the local config file of the runs")
     query.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output (default table)")
     query.set_defaults(run=cmd_query)
+    report = commands.add_parser("report", help="write the quality dashboard's panels as one HTML file",
+                                 description="The quality dashboard (pass rate per rule, quarantine, ingestion, "
+                                             "freshness, failed tags) from the local tables, as one HTML file.")
+    report.add_argument("--config", required=True, help="the local config file of the runs")
+    report.add_argument("--out", default="pi-lakeflow-report.html", help="file to write (default ./pi-lakeflow-report.html)")
+    report.set_defaults(run=cmd_report)
     workspace = commands.add_parser("workspace", help="set up and watch the deployed pipeline (databricks-sdk)",
                                     description="Workspace set-up and status with databricks-sdk; the workspace "
                                                 "comes from DATABRICKS_HOST/DATABRICKS_TOKEN or --profile.")

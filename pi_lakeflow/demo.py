@@ -16,6 +16,7 @@ from pi_simulator import PiWebApi, PlantConfig, SimulatorServer
 from pi_simulator.plant import ASSET_DATABASE_NAME
 
 from .local import load_config, run_pipeline
+from .report import write_report
 
 
 def write_demo_config(state_dir: Path, url: str, hours: int) -> Path:
@@ -43,8 +44,13 @@ def run_demo(tags: int, state_dir: Path, hours: int) -> int:
             if status:
                 print(f"pi-lakeflow demo: run {run} failed (exit status {status}); the lines above say why.")
                 return status
+    report = config.state_dir / "quality-report.html"
+    write_report(config, report)
+    print(f"\nThe quality dashboard's panels: {report.resolve()} (open it in a browser).")
     print(f"\nDone in {time.perf_counter() - started:.0f} s. The tables are in {config.state_dir}; query them with:")
     print(f'  .venv/bin/pi-lakeflow query --config {config_path} '
           f'"SELECT name, count(*) AS n, max(timestamp) AS latest FROM pi_timeseries GROUP BY name ORDER BY n DESC LIMIT 10"')
     print(f'  .venv/bin/pi-lakeflow query --config {config_path} "SELECT * FROM pi_ingestion_log ORDER BY batch, partition"')
+    print(f'  .venv/bin/pi-lakeflow query --config {config_path} '
+          f'"SELECT batch, rule, action, passed, failed FROM pi_quality_metrics ORDER BY batch, rule"')
     return 0

@@ -65,9 +65,14 @@ KEYS: tuple[Key, ...] = (
     Key("pi.event_frames.templates", "", "comma-separated event frame template names; empty: all"),
     Key("pi.event_frames.start", "", "start of the event frame search window; default: pi.start"),
     Key("pi.event_frames.search_mode", "Overlapped", f"PI searchMode: {', '.join(SEARCH_MODES)}"),
-    Key("pi.tables", "all", "which tables this pipeline makes: all, timeseries (values, log, cursors) or "
-                            "catalog (points, AF, event frames)"),
+    Key("pi.tables", "all", "which tables this pipeline makes: all, timeseries (values, log, cursors, their "
+                            "silver, quarantine and quality metrics) or catalog (points, AF, event frames and "
+                            "their silver)"),
     Key("pi.shard", "0/1", "INDEX/COUNT: this pipeline reads the tags whose WebId hashes to INDEX of COUNT"),
+    Key("pi.catalog_schema", "", "schema of pi_points and the AF and event frame tables when another pipeline "
+                                 "makes them (catalog.schema); empty: this pipeline's own schema"),
+    Key("pi.quality.future_tolerance", "10m", "rule not_in_future: how far a value's timestamp may be ahead of "
+                                              "its ingestion (points flagged Future are exempt)"),
     Key("pi.state_path", None, "folder where the time-series source keeps its per-tag cursors "
                                "(a Unity Catalog volume path on Databricks)"),
 )
@@ -103,6 +108,8 @@ class Settings:
     search_mode: str
     tables: str
     shard: tuple[int, int]
+    catalog_schema: str
+    future_tolerance_ns: int
     state_path: str
 
     def start_ns(self, now: int) -> int:
@@ -207,6 +214,12 @@ def _shard(text: str) -> tuple[int, int]:
     return int(found.group(1)), int(found.group(2))
 
 
+def _schema_name(text: str) -> str:
+    if text.strip() and not re.match(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)?$", text.strip()):
+        raise ValueError(f"'{text}' is not a schema name; write schema or catalog.schema, or leave it empty")
+    return text.strip()
+
+
 def _path(text: str) -> str:
     if not text.strip():
         raise ValueError("an empty path")
@@ -219,7 +232,8 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "pi.partition_size": _positive_int, "pi.requests_per_second": _rate,
     "pi.event_frames.templates": _names, "pi.event_frames.start": _maybe_time,
     "pi.event_frames.search_mode": _choice(SEARCH_MODES), "pi.state_path": _path,
-    "pi.tables": _choice(TABLE_SETS), "pi.shard": _shard,
+    "pi.tables": _choice(TABLE_SETS), "pi.shard": _shard, "pi.catalog_schema": _schema_name,
+    "pi.quality.future_tolerance": _duration,
 }
 
 

@@ -68,7 +68,15 @@ CATALOG = {
 #: Tables made from the time-series source's state, after pi_timeseries in each run.
 STATE = {"pi_ingestion_log": INGESTION_LOG, "pi_tag_cursors": TAG_CURSORS}
 
-ALL_TABLES = (TIMESERIES_NAME, *CATALOG, *STATE)
+#: Silver and quality tables (pipelines/silver.py; their rules are pi_lakeflow.quality's).
+TIMESERIES_SILVER = "pi_timeseries_silver"
+TIMESERIES_QUARANTINE = "pi_timeseries_quarantine"
+RULE_COUNTS = "pi_timeseries_rule_counts"
+QUALITY_METRICS = "pi_quality_metrics"
+EVENT_FRAMES_SILVER = "pi_event_frames_silver"
+SILVER = (TIMESERIES_SILVER, TIMESERIES_QUARANTINE, RULE_COUNTS, QUALITY_METRICS, EVENT_FRAMES_SILVER)
+
+ALL_TABLES = (TIMESERIES_NAME, *CATALOG, *STATE, *SILVER)
 
 
 def for_spark(table: pa.Table, schema: pa.Schema | None = None) -> pa.Table:
@@ -82,3 +90,13 @@ def for_spark(table: pa.Table, schema: pa.Schema | None = None) -> pa.Table:
 def spark_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema([pa.field(f.name, SPARK_TIMESTAMP, f.nullable) if pa.types.is_timestamp(f.type) else f
                       for f in schema])
+
+
+def datasets(table_set: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The (bronze, silver) datasets that a pipeline with pi.tables ``table_set`` defines:
+    all, timeseries (values, state, their silver and metrics) or catalog (points, AF, event frames)."""
+    timeseries, catalog = table_set in ("all", "timeseries"), table_set in ("all", "catalog")
+    bronze = ((TIMESERIES_NAME, *STATE) if timeseries else ()) + (tuple(CATALOG) if catalog else ())
+    silver = (((TIMESERIES_SILVER, TIMESERIES_QUARANTINE, RULE_COUNTS, QUALITY_METRICS) if timeseries else ())
+              + ((EVENT_FRAMES_SILVER,) if catalog else ()))
+    return bronze, silver

@@ -34,6 +34,8 @@ class PlantConfig:
     annotated_rate: float = 0.002
     duplicate_rate: float = 0.005
     error_value_rate: float = 0.0002
+    #: Good numbers outside the point's span (Zero to Zero + Span), per event of a numeric point.
+    out_of_span_rate: float = 0.001
     edit_rate: float = 0.002
     delete_rate: float = 0.001
     # Late and changed data (PI time durations).

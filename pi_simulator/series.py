@@ -3,7 +3,7 @@
 Event ``k`` of a point has its timestamp at ``phase + k * interval`` (plus a jitter below one
 interval for exception-based points), so any time range maps to a range of ``k`` and is generated
 without stored state. Some events carry a second value at the same timestamp (or 300 ns later),
-some are system states, errors, or flagged values. What a reader sees also depends on the server's
+some are system states, errors, flagged values, or spikes outside the point's span. What a reader sees also depends on the server's
 clock ``now``:
 
 * a value exists once ``now`` passes its timestamp, except values inside an outage of a "late"
@@ -126,7 +126,7 @@ class SeriesModel:
         if point.irregular:
             room = max(point.interval_ticks - 1000, 1)
             ticks = ticks + (uniform(point.key, k, _JITTER) * room).astype(np.int64)
-        dup_draw, shift_draw, _, _ = uniforms(point.key, k, _EVENT)
+        dup_draw, shift_draw, spike_draw, spike_side = uniforms(point.key, k, _EVENT)
         dup = dup_draw < cfg.duplicate_rate
         # Expand: events with a duplicate contribute two values (position 0 and 1).
         repeat = 1 + dup.astype(np.int64)
@@ -152,6 +152,10 @@ class SeriesModel:
             seconds = ticks / TICKS_PER_SECOND
             number = (m.level + m.amplitude * np.sin(2 * np.pi * seconds / point.period_seconds)
                       + point.noise * (2 * u_noise - 1))
+            # A spike: good quality, but outside the point's span (zero to zero + span = level -+ 2 amplitudes).
+            spike = np.repeat(spike_draw < cfg.out_of_span_rate, repeat)
+            side = np.where(np.repeat(spike_side, repeat) < 0.5, -3.0, 3.0)
+            number = np.where(spike, m.level + side * m.amplitude, number)
             number = _to_point_precision(number, ptype)
         elif ptype == "Digital":
             states = len(DIGITAL_SETS[m.digital_set])

@@ -4,8 +4,8 @@ Loaded by the Databricks CLI through the ``python:`` section of databricks.yml (
 With ``shards: 1`` (the default) nothing changes. With N > 1, the YAML pipeline
 ``pi_lakeflow_timeseries`` reads shard 0 of N (``pi.shard``), and ``load_resources`` adds
 ``pi_lakeflow_timeseries_shard1`` ... ``shard{N-1}``, each writing the time-series tables into its
-own schema ``<schema>_shard<i>`` with its own state volume; the time-series job refreshes them
-all. A tag belongs to the shard its WebId hashes to (pi_lakeflow.extract.shard_of).
+own schema ``<schema>_shard<i>`` with its own state volume, and reading points and AF from
+``<schema>`` (``pi.catalog_schema``); the time-series job refreshes them all. A tag belongs to the shard its WebId hashes to (pi_lakeflow.extract.shard_of).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _yaml_pipeline() -> dict:
 def shard_pipeline(base: dict, catalog: str, schema: str, index: int, count: int) -> dict:
     """The pipeline of shard ``index`` of ``count``: its own name, schema, state volume, shard."""
     shard_schema = f"{schema}_shard{index}"
-    configuration = {**base["configuration"], "pi.shard": f"{index}/{count}",
+    configuration = {**base["configuration"], "pi.shard": f"{index}/{count}", "pi.catalog_schema": f"{catalog}.{schema}",
                      "pi.state_path": f"/Volumes/{catalog}/{shard_schema}/pi_lakeflow_state"}
     return {**base, "name": f"{TIMESERIES}_shard{index}", "schema": shard_schema, "configuration": configuration}
 

@@ -13,12 +13,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from databricks.bundles.dashboards import Dashboard
 from databricks.bundles.jobs import Job
 from databricks.bundles.pipelines import Pipeline
 from databricks.bundles.schemas import Schema
 from databricks.bundles.volumes import Volume
 
+from pi_lakeflow.report import DASHBOARD, dataset_queries, load_dashboard
 from pi_lakeflow.settings import KEYS, KEY_NAMES
+from pi_lakeflow.tables import ALL_TABLES
 
 ROOT = Path(__file__).parents[1]
 SECRET_REFERENCE = re.compile(r"^\{\{secrets/[^/{}]+/[^/{}]+\}\}$")
@@ -119,3 +122,22 @@ def test_shards_spread_the_time_series_over_pipelines_from_one_variable(resource
                                                "refresh_timeseries_shard2"]
     one = Bundle(target="prod", variables={"shards": 1, "catalog": "main", "schema": "pi"})
     assert not shards.load_resources(one).pipelines
+
+
+def test_the_dashboard_loads_and_queries_only_the_pipelines_tables(resources):
+    """Which columns exist is proven by running every query on the tables a real run made
+    (tests/pipeline/test_pipeline_runs.py, the report test); here: the resource, the file and
+    the table names."""
+    resource = resources["dashboards"]["pi_lakeflow_quality"]
+    Dashboard.from_dict(resource)
+    assert (ROOT / "resources" / resource["file_path"]).resolve() == DASHBOARD.resolve()
+    assert resource["dataset_catalog"] == "${var.catalog}" and resource["dataset_schema"] == "${var.schema}"
+    dashboard = load_dashboard()
+    queries = dataset_queries(dashboard)
+    used = {item["widget"]["queries"][0]["query"]["datasetName"] for page in dashboard["pages"]
+            for item in page["layout"]}
+    assert used == set(queries), "a dataset no panel shows, or a panel without its dataset"
+    for name, sql in queries.items():
+        named = set(re.findall(r"\b(?:FROM|JOIN)\s+([A-Za-z_]\w*)", sql, re.IGNORECASE))
+        local = set(re.findall(r"\b([A-Za-z_]\w*)\s+AS\s*\(", sql, re.IGNORECASE))  # WITH name AS (...)
+        assert named - local and named - local <= set(ALL_TABLES), (name, named - local)

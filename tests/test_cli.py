@@ -62,3 +62,5 @@ def test_demo_runs_the_pipeline_twice_and_says_how_to_query(tmp_path):
     assert first > 10_000 and 0 < second < first  # the second run lands what is new, not everything again
     assert re.search(r"pi_af_elements\s+100\s", out) and "Traceback" not in result.stderr
     assert f"pi-lakeflow query --config {tmp_path / 'demo' / 'config.yml'}" in out
+    report = tmp_path / "demo" / "quality-report.html"
+    assert str(report) in out and 'data-panel="pass_rate"' in report.read_text()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 
 from pi_client.times import to_pi_time
-from pi_lakeflow import cli
+from pi_lakeflow import cli, quality
 from pi_lakeflow.local import load_config, run_pipeline
 from pi_lakeflow.state import StateStore
 from pi_simulator import GroundTruth
@@ -187,6 +188,136 @@ def test_query_prints_the_tables_through_the_local_catalog(runs):
     assert done.returncode == 0, done.stderr
     header, row = done.stdout.strip().splitlines()[-2:]
     assert header == "n,tags" and int(row.split(",")[1]) == len(runs["points"])
+
+
+def rules_failed(row: tuple, point) -> list[str]:
+    """The quality rules a landed value fails, worked out here in Python from the value and its
+    point, apart from the SQL of pi_lakeflow.quality (the times are years from 1970 and 9999,
+    and before the tests' wall clock, so the time rules pass)."""
+    _, _, _, value_text, good, questionable, substituted, _ = row
+    value = json.loads(value_text)
+    number = isinstance(value, float)
+    checks = {"good_quality": good, "not_system_state": not (isinstance(value, dict) and value.get("IsSystem")),
+              "numeric_value_present": number or not point.is_numeric, "not_questionable": not questionable,
+              "not_substituted": not substituted,
+              "within_span": not number or point.span <= 0 or point.zero <= value <= point.zero + point.span}
+    return [rule for rule, passed in checks.items() if not passed]
+
+
+@pytest.fixture(scope="module")
+def judged(runs, spark):
+    """Every landed value with its batch and the rules it fails, by (value row, batch)."""
+    points = {p.name: p for p in runs["points"]}
+    landed = spark.read.parquet(str(runs["config"].warehouse / "pi_timeseries")).collect()
+    return {(value_row(r.asDict()), r["batch"]): rules_failed(value_row(r.asDict()), points[r["name"]])
+            for r in landed}
+
+
+def test_quality_metrics_count_exactly_the_values_each_rule_fails(runs, spark, judged):
+    metrics = spark.read.parquet(str(runs["config"].warehouse / "pi_quality_metrics"))
+    series = [r.asDict() for r in metrics.where("table_name = 'pi_timeseries_silver'").collect()]
+    rules = {r.name: r.action for r in quality.timeseries_rules(0)}
+    assert {r["batch"] for r in series} == {1, 2, 3}
+    for batch in (1, 2, 3):
+        values = [failed for (_, b), failed in judged.items() if b == batch]
+        found = {r["rule"]: (r["action"], r["passed"], r["failed"]) for r in series if r["batch"] == batch}
+        expected = {rule: (action, len(values) - sum(rule in f for f in values), sum(rule in f for f in values))
+                    for rule, action in rules.items()}
+        assert found == expected, f"batch {batch}"
+    first = {r["rule"]: r["failed"] for r in series if r["batch"] == 1}
+    shares = ("good_quality", "not_system_state", "numeric_value_present", "not_questionable", "not_substituted",
+              "within_span")
+    assert all(first[rule] > 0 for rule in shares), "the simulator made no value for some rule to fail"
+    frames = metrics.where("table_name = 'pi_event_frames_silver'").collect()
+    count = spark.read.parquet(str(runs["config"].warehouse / "pi_event_frames")).count()
+    assert [(r["rule"], r["passed"], r["failed"]) for r in frames] == [("frame_ends_after_start", count, 0)]
+
+
+def test_quarantine_holds_the_values_that_fail_a_drop_rule_and_silver_the_rest(runs, spark, judged):
+    warehouse = runs["config"].warehouse
+    drop = {r.name for r in quality.timeseries_rules(0) if r.action == quality.DROP}
+    quarantine = spark.read.parquet(str(warehouse / "pi_timeseries_quarantine")).collect()
+    assert sorted((value_row(r.asDict()), r["batch"], r["failed_rules"] + r["warnings"]) for r in quarantine) == sorted(
+        (value, batch, failed) for (value, batch), failed in judged.items() if drop & set(failed))
+    assert all(set(r["failed_rules"]) <= drop and not set(r["warnings"]) & drop for r in quarantine)
+    silver = spark.read.parquet(str(warehouse / "pi_timeseries_silver")).collect()
+    assert sorted((value_row(r.asDict()), r["batch"], r["warnings"]) for r in silver) == sorted(
+        (value, batch, failed) for (value, batch), failed in judged.items() if not drop & set(failed))
+    assert len(quarantine) > 1000 and len(silver) > 400_000
+
+
+def test_silver_carries_each_values_point_and_af_context(runs, spark):
+    plant = runs["api"].plant
+    readers = {}
+    for element in plant.elements:
+        for attribute in element.attributes:
+            if attribute.point:
+                readers.setdefault(attribute.point.web_id, []).append((element.path, attribute.name))
+    silver = spark.read.parquet(str(runs["config"].warehouse / "pi_timeseries_silver"))
+    context = silver.select("web_id", "point_type", "engineering_units", "element_path", "attribute_name",
+                            "af_references").distinct().collect()
+    points = {p.web_id: p for p in plant.points}
+    assert len(context) == len(points)
+    for r in context:
+        point, found = points[r["web_id"]], readers.get(r["web_id"], [])
+        assert (r["point_type"], r["engineering_units"]) == (point.point_type, point.units)
+        assert (r["element_path"], r["attribute_name"]) == (min(found) if found else (None, None))
+        assert (r["af_references"] or 0) == len(found)
+
+
+def test_event_frames_silver_has_duration_elements_and_attribute_values(runs, spark):
+    warehouse = runs["config"].warehouse
+    frames = {r["web_id"]: r for r in spark.read.parquet(str(warehouse / "pi_event_frames_silver")).collect()}
+    bronze = spark.read.parquet(str(warehouse / "pi_event_frames")).collect()
+    assert set(frames) == {r["web_id"] for r in bronze}
+    paths = {r["web_id"]: r["path"] for r in spark.read.parquet(str(warehouse / "pi_af_elements")).collect()}
+    values = spark.read.parquet(str(warehouse / "pi_event_frame_attributes")).collect()
+    for r in bronze:
+        frame = frames[r["web_id"]]
+        expected = None if r["end_time"] is None else (r["end_time"] - r["start_time"]).total_seconds()
+        assert frame["duration_seconds"] == pytest.approx(expected)
+        assert frame["element_paths"] == [paths[w] for w in r["ref_element_web_ids"]]
+        assert frame["primary_element_path"] == paths[r["primary_element_web_id"]]
+        assert set(frame["attribute_values"] or {}) == {v["attribute_name"] for v in values
+                                                         if v["owner_web_id"] == r["web_id"]}
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium); .ci/run installs it")
+def test_the_report_draws_every_panel_with_data_in_headless_chromium(runs, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from pi_lakeflow.report import load_dashboard
+
+    out = tmp_path / "report.html"
+    command = [sys.executable, "-m", "pi_lakeflow.cli", "report", "--config", str(runs["config"].path), "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "no rows yet" not in done.stdout
+    widgets = [item["widget"]["name"] for page in load_dashboard()["pages"] for item in page["layout"]]
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.goto(out.as_uri(), wait_until="load")
+        drawn = page.evaluate("""() => [...document.querySelectorAll('section.panel')].map(section => {
+            const chart = section.querySelector('.js-plotly-plot');
+            const traces = chart ? chart.data : [];
+            const points = traces.reduce((n, t) => n + (t.type === 'table' ? t.cells.values[0].length : t.x.length), 0);
+            return {name: section.dataset.panel, svg: !!(chart && chart.querySelector('svg.main-svg')), points};
+        })""")
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        browser.close()
+    assert errors == []
+    assert [d["name"] for d in drawn] == widgets
+    assert all(d["svg"] and d["points"] > 0 for d in drawn), drawn
+    assert (tmp_path / "report.png").stat().st_size > 10_000
 
 
 def test_full_refresh_starts_every_table_and_cursor_over(runs, spark):

@@ -38,6 +38,9 @@ def run_cli(tmp_path, capsys, document) -> tuple[int, str]:
     ({"pi.auth": "basic", "pi.user": "svc"}, "pi.password is needed with pi.auth basic", "pi.password"),
     ({"pi.event_frames.search_mode": "Sideways"}, "pi.event_frames.search_mode", "Overlapped"),
     ({"pi.url": "pi.example.com"}, "pi.url: 'pi.example.com' is not an http(s) URL", "https://"),
+    ({"pi.quality.future_tolerance": "soon"}, "pi.quality.future_tolerance: 'soon' is not a duration", "unit s, m"),
+    ({"pi.catalog_schema": "main.pi; DROP"}, "pi.catalog_schema: 'main.pi; DROP' is not a schema name",
+     "catalog.schema"),
 ])
 def test_bad_settings_name_the_key_and_what_is_accepted(tmp_path, capsys, change, named, accepted):
     configuration = {k: v for k, v in {**GOOD, **change}.items() if v is not None}

@@ -1,0 +1,144 @@
+"""``pi-lakeflow report``: the quality dashboard's panels, from the local tables, as one HTML file.
+
+The panels are the Databricks AI/BI (Lakeview) dashboard's, read from the same file that the
+bundle deploys (pi_lakeflow/dashboards/pi_quality.lvdash.json): each widget's dataset query runs
+on the local catalog with Spark, the widget's fields are computed from it as the widget names
+them, and plotly draws the result. The file carries plotly.js inline: it opens without a network.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from .local import ConfigError, LocalConfig, local_session
+
+DASHBOARD = Path(__file__).parent / "dashboards" / "pi_quality.lvdash.json"
+_AGGREGATE = re.compile(r"^\s*(SUM|AVG|COUNT|MIN|MAX)\s*\(", re.IGNORECASE)
+#: Columns of the Lakeview grid, and the size of its rows in the report.
+GRID_COLUMNS = 6
+ROW_PIXELS, GAP_PIXELS = 70, 12
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One widget of the dashboard and the rows it shows."""
+
+    name: str
+    title: str
+    kind: str  # line, bar or table
+    encodings: dict
+    position: dict
+    rows: pd.DataFrame
+
+
+def load_dashboard(path: Path = DASHBOARD) -> dict:
+    return json.loads(path.read_text())
+
+
+def dataset_queries(dashboard: dict) -> dict[str, str]:
+    """Each dataset's SQL, by dataset name."""
+    return {d["name"]: "".join(d["queryLines"]) for d in dashboard["datasets"]}
+
+
+def widget_sql(dataset_sql: str, query: dict) -> str:
+    """The SQL of a widget's query over its dataset: its fields, grouped by the fields that are
+    not aggregates unless the query is disaggregated (the way Lakeview computes them)."""
+    fields = query["fields"]
+    select = ", ".join(f"{f['expression']} AS `{f['name']}`" for f in fields)
+    sql = f"SELECT {select} FROM ({dataset_sql}) AS dataset"
+    if query.get("disaggregated", False):
+        return sql
+    keys = [f["expression"] for f in fields if not _AGGREGATE.match(f["expression"])]
+    return sql + (f" GROUP BY {', '.join(keys)}" if keys else "")
+
+
+def panels(spark, dashboard: dict) -> list[Panel]:
+    """Every widget of every page, with its rows from the local tables."""
+    queries = dataset_queries(dashboard)
+    found = []
+    for page in dashboard["pages"]:
+        for item in page["layout"]:
+            widget = item["widget"]
+            query = widget["queries"][0]["query"]
+            rows = spark.sql(widget_sql(queries[query["datasetName"]], query)).toPandas()
+            spec = widget["spec"]
+            found.append(Panel(widget["name"], spec["frame"]["title"], spec["widgetType"], spec["encodings"],
+                               item["position"], rows))
+    return found
+
+
+def figure(panel: Panel):
+    """The plotly figure of a panel."""
+    import plotly.graph_objects as go
+
+    if panel.kind == "table":
+        columns = panel.encodings["columns"]
+        cells = [["" if pd.isna(v) else str(v) for v in panel.rows[c["fieldName"]]] for c in columns]
+        chart = go.Figure(go.Table(header={"values": [c["displayName"] for c in columns]}, cells={"values": cells}))
+    else:
+        x, y = panel.encodings["x"], panel.encodings["y"]
+        color = panel.encodings.get("color")
+        rows = panel.rows.sort_values(x["fieldName"])
+        groups = rows.groupby(color["fieldName"], sort=True) if color else [(None, rows)]
+        chart = go.Figure()
+        for name, part in groups:
+            trace = go.Scatter(mode="lines+markers") if panel.kind == "line" else go.Bar()
+            chart.add_trace(trace.update(x=part[x["fieldName"]].tolist(), y=part[y["fieldName"]].tolist(),
+                                         name=str(name) if color else y["displayName"]))
+        chart.update_layout(barmode="stack", xaxis_title=x["displayName"], yaxis_title=y["displayName"],
+                            xaxis_type="category" if x["scale"]["type"] == "categorical" else None,
+                            legend_title=color["displayName"] if color else None)
+    rows = panel.position["height"]
+    chart.update_layout(title=panel.title, margin={"l": 50, "r": 20, "t": 50, "b": 50},
+                        height=rows * ROW_PIXELS + (rows - 1) * GAP_PIXELS - 4)
+    return chart
+
+
+def render(found: list[Panel], source: str) -> str:
+    """The report as one HTML page: plotly.js inline, one section per panel on the dashboard's grid."""
+    from plotly.offline import get_plotlyjs
+
+    sections = []
+    for panel in found:
+        position = panel.position
+        style = (f"grid-column: {position['x'] + 1} / span {position['width']}; "
+                 f"grid-row: {position['y'] + 1} / span {position['height']}")
+        if panel.rows.empty:
+            body = '<p class="empty">no rows yet</p>'
+        else:
+            body = figure(panel).to_html(full_html=False, include_plotlyjs=False, div_id=f"chart-{panel.name}")
+        sections.append(f'<section class="panel" data-panel="{html.escape(panel.name)}" '
+                        f'data-rows="{len(panel.rows)}" style="{style}">{body}</section>')
+    made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>PI data quality</title>
+<script>{get_plotlyjs()}</script>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5rem; background: #f6f7f9; }}
+main {{ display: grid; grid-template-columns: repeat({GRID_COLUMNS}, 1fr); grid-auto-rows: {ROW_PIXELS}px; gap: {GAP_PIXELS}px; }}
+.panel {{ background: white; border: 1px solid #dde1e6; border-radius: 6px; overflow: hidden; }}
+.empty {{ color: #888; padding: 1rem; }}
+</style></head>
+<body><h1>PI data quality</h1><p>From {html.escape(source)}, {made}.</p>
+<main>{''.join(sections)}</main></body></html>
+"""
+
+
+def write_report(config: LocalConfig, out: Path) -> list[Panel]:
+    """Runs the dashboard's queries on the local tables and writes the report to ``out``."""
+    if not config.metastore.is_dir():
+        raise ConfigError(f"no tables under {config.state_dir} yet; run: pi-lakeflow run --config {config.path}")
+    spark = local_session(config)
+    try:
+        found = panels(spark, load_dashboard())
+    finally:
+        spark.stop()
+    out.write_text(render(found, str(config.path)), encoding="utf-8")
+    return found

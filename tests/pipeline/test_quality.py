@@ -1,0 +1,138 @@
+"""The quality rules (pi_lakeflow.quality) on real Spark, row by row, and the two ways they reach
+an engine: Databricks' expectation decorators (which cannot exist here: a recording stand-in
+for ``dp`` takes their place) and the project's own application on open-source Spark."""
+
+from __future__ import annotations
+
+import ast
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from pyspark import pipelines as open_source_dp
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from pi_lakeflow import quality
+
+RULES = quality.timeseries_rules(600 * 10**9)
+NOW = datetime(2024, 5, 2)
+COLUMNS = ("label string, web_id string, timestamp_ns long, timestamp timestamp, ingested_at timestamp, "
+           "future boolean, good boolean, is_system boolean, questionable boolean, substituted boolean, "
+           "value_double double, point_type string, span double, zero double")
+
+
+def row(label: str, **changes) -> tuple:
+    """A value that passes every rule, with ``changes``."""
+    values = dict(web_id="W", timestamp_ns=1, timestamp=NOW - timedelta(hours=1), ingested_at=NOW, future=False,
+                  good=True, is_system=False, questionable=False, substituted=False, value_double=50.0,
+                  point_type="Float32", span=100.0, zero=0.0)
+    values.update(changes)
+    return (label, *values.values())
+
+
+#: label -> (row, the rules it fails)
+CASES = {
+    "clean": (row("clean"), []),
+    "before 1970": (row("before 1970", timestamp=datetime(1969, 12, 31)), ["valid_timestamp"]),
+    "an hour ahead": (row("an hour ahead", timestamp=NOW + timedelta(hours=1)), ["not_in_future"]),
+    "5 minutes ahead": (row("5 minutes ahead", timestamp=NOW + timedelta(minutes=5)), []),
+    "ahead on a Future point": (row("ahead on a Future point", timestamp=NOW + timedelta(days=1), future=True), []),
+    "bad": (row("bad", good=False), ["good_quality"]),
+    "system state": (row("system state", is_system=True, value_double=None, good=False),
+                     ["good_quality", "not_system_state", "numeric_value_present"]),
+    "numeric without number": (row("numeric without number", value_double=None), ["numeric_value_present"]),
+    "string point": (row("string point", value_double=None, point_type="String"), []),
+    "unknown point": (row("unknown point", value_double=None, point_type=None, span=None, zero=None), []),
+    "questionable": (row("questionable", questionable=True), ["not_questionable"]),
+    "substituted": (row("substituted", substituted=True), ["not_substituted"]),
+    "above span": (row("above span", value_double=100.5), ["within_span"]),
+    "below zero": (row("below zero", value_double=-0.5), ["within_span"]),
+    "no span": (row("no span", value_double=1e9, span=0.0), []),
+}
+
+
+@pytest.fixture(scope="module")
+def spark():
+    session = SparkSession.builder.master("local[1]").appName("quality").config("spark.ui.enabled", "false") \
+        .config("spark.sql.session.timeZone", "UTC").getOrCreate()
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def rows(spark):
+    return spark.createDataFrame([case for case, _ in CASES.values()], COLUMNS)
+
+
+def test_each_rule_fails_exactly_the_rows_it_describes(rows):
+    found = {r["label"]: r["failed"] for r in rows.select("label", quality.failed_rules(RULES).alias("failed")).collect()}
+    assert found == {label: failed for label, (_, failed) in CASES.items()}
+
+
+def test_counts_per_rule_equal_the_rows_failed(rows):
+    counts = quality.rule_counts(rows.withColumn("batch", rows.timestamp_ns), RULES, ["batch"],
+                                 F.max("ingested_at")).collect()
+    assert [r["rule"] for r in counts] == [r.name for r in RULES]
+    for count in counts:
+        failing = sum(count["rule"] in failed for _, failed in CASES.values())
+        assert (count["failed"], count["passed"]) == (failing, len(CASES) - failing), count["rule"]
+
+
+def test_enforce_keeps_what_passes_the_drop_rules(rows):
+    kept = {r["label"] for r in quality.enforce(rows, RULES).collect()}
+    drop = {r.name for r in RULES if r.action == quality.DROP}
+    assert kept == {label for label, (_, failed) in CASES.items() if not drop & set(failed)}
+    assert "questionable" in kept and "bad" not in kept  # warn keeps, drop removes
+
+
+def test_a_fail_rule_stops_with_its_name(spark):
+    broken = spark.createDataFrame([row("no web id", web_id=None)], COLUMNS)
+    with pytest.raises(Exception, match="quality rule identified"):
+        quality.enforce(broken, RULES).collect()
+
+
+def recording_dp() -> tuple[SimpleNamespace, dict]:
+    """A stand-in for Databricks' ``dp`` that records what each expectation decorator gets."""
+    seen: dict[str, dict] = {}
+
+    def decorator(action):
+        def expect_all(constraints):
+            seen[action] = dict(constraints)
+            return lambda function: function
+        return expect_all
+    return SimpleNamespace(expect_all=decorator(quality.WARN), expect_all_or_drop=decorator(quality.DROP),
+                           expect_all_or_fail=decorator(quality.FAIL)), seen
+
+
+@pytest.mark.parametrize("rules", [RULES, quality.EVENT_FRAME_RULES], ids=["timeseries", "event frames"])
+def test_databricks_gets_every_rule_as_a_native_expectation(rules):
+    dp, seen = recording_dp()
+    assert quality.native(dp) and not quality.native(open_source_dp)
+    query = quality.expect(dp, rules)(lambda: "plan")
+    assert query() == "plan"  # Databricks applies the expectations; the query itself is unchanged
+    assert seen == {action: {r.name: r.constraint for r in rules if r.action == action}
+                    for action in quality.ACTIONS if any(r.action == action for r in rules)}
+
+
+def test_rules_are_named_once_with_a_known_action():
+    rules = quality.all_rules(0)
+    assert len({r.name for r in rules}) == len(rules)
+    assert {r.action for r in rules} <= set(quality.ACTIONS)
+
+
+def test_definitions_declare_no_expectation_of_their_own():
+    """A rule written into a definition would reach Databricks only; every rule goes through
+    pi_lakeflow.quality, which both engines use."""
+    for file in Path(__file__).resolve().parents[2].joinpath("pipelines").glob("*.py"):
+        tree = ast.parse(file.read_text())
+        calls = [node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                 and node.attr.startswith("expect") and getattr(node.value, "id", "") == "dp"]
+        assert not calls, f"{file.name} calls dp.{calls[0]}; declare the rule in pi_lakeflow/quality.py"
+
+
+def test_the_readme_lists_every_rule_with_its_action():
+    readme = Path(__file__).resolve().parents[2].joinpath("README.md").read_text()
+    for rule in quality.all_rules(0):
+        assert f"| `{rule.name}` | {rule.action} | {rule.doc} |" in readme, rule.name
