@@ -5,7 +5,8 @@ Run by hand (not a test):  .venv/bin/python bench/pipeline_end_to_end.py [--tags
 The simulator runs in its own process on the same 2 cores as Spark (the machine has no others).
 This script starts ``pi-lakeflow run`` on a fresh state folder and stamps each line the engine
 prints as it arrives, so that Spark's start-up (launch until the time-series flow starts) is
-reported apart from the time-series flow itself (RUNNING until COMPLETED). The values counted are
+reported apart from the time-series flow itself (RUNNING until COMPLETED), and the silver flow
+(quality rules and enrichment of the same values) apart from both. The values counted are
 the rows the run landed in pi_timeseries (the engine's table summary), checked against the
 ingestion log of the state store.
 """
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 import yaml
+from _simulator import simulator
 
 from pi_lakeflow.state import StateStore, ingestion_log
 
@@ -33,11 +35,7 @@ def main() -> None:
     parser.add_argument("--partition", type=int, default=1_000, help="pi.partition_size")
     parser.add_argument("--cores", type=int, default=2, help="Spark's local cores")
     args = parser.parse_args()
-    simulator = subprocess.Popen([sys.executable, "-m", "pi_lakeflow.cli", "simulate", "--port", "0", "--tags",
-                                  str(args.tags), "--elements", "100", "--event-frames", "10", "--sampling", "60s",
-                                  "--clock", DAY_END], stdout=subprocess.PIPE, text=True)
-    try:
-        url = simulator.stdout.readline().split()[-1]
+    with simulator(args.tags, "--sampling", "60s", "--clock", DAY_END) as url:
         folder = Path(tempfile.mkdtemp(prefix="pi-bench-"))
         config = folder / "config.yml"
         config.write_text(yaml.safe_dump({"state_dir": "state", "cores": args.cores, "configuration": {
@@ -50,18 +48,19 @@ def main() -> None:
             now = time.perf_counter() - launched
             for event, pattern in (("flow started", r"pi_timeseries is RUNNING"),
                                    ("flow completed", r"pi_timeseries has COMPLETED"),
-                                   ("run completed", r"Run is COMPLETED")):
-                if re.search(pattern, line):
+                                   ("silver started", r"pi_timeseries_silver is RUNNING"),
+                                   ("silver completed", r"pi_timeseries_silver has COMPLETED"),
+                                   ("silver phase completed", r"pi_quality_metrics has COMPLETED"),
+                                   ("run completed", r"run completed")):
+                if re.search(pattern, line) and event not in stamps:
                     stamps[event] = now
             found = re.match(r"\s+pi_timeseries\s+([\d,]+)", line)
             if found:
                 landed = int(found.group(1).replace(",", ""))
-            if re.search(r"partition|failed|pi_timeseries|defined", line):
+            if re.search(r"partition|failed|pi_timeseries|pi_quality|defined", line):
                 print(f"  {now:6.1f} s  {line.rstrip()}")
         status = run.wait()
         total = time.perf_counter() - launched
-    finally:
-        simulator.terminate()
     if status or landed is None:
         sys.exit(f"the run failed (exit status {status})")
     log = ingestion_log(StateStore(folder / "state" / "source")).to_pylist()
@@ -72,6 +71,10 @@ def main() -> None:
     print(f"  values landed                     {landed:,}")
     print(f"  Spark start-up (launch to flow)   {stamps['flow started']:.1f} s")
     print(f"  time-series flow                  {flow:.1f} s  ->  {landed / flow:,.0f} values/s")
+    silver = stamps["silver completed"] - stamps["silver started"]
+    phase = stamps["silver phase completed"] - stamps["flow completed"]
+    print(f"  silver flow (rules, enrichment)   {silver:.1f} s  ->  {landed / silver:,.0f} values/s")
+    print(f"  bronze flow end to silver end     {phase:.1f} s (catalog views, graph again, silver, quarantine, counts)")
     print(f"  whole run (launch to exit)        {total:.1f} s  ->  {landed / total:,.0f} values/s")
     print(f"  requests                          {requests} ({requests / args.tags * 1000:.2f} per 1,000 tags)")
 

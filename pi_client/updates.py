@@ -13,14 +13,16 @@ from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 from urllib.parse import quote
 
+import msgspec
 import pyarrow as pa
 
 from . import schemas
+from .batch import SubReply
 from .client import PiClient
 from .decode import Registrations, StreamData, UpdateStreams, decode, gc_paused, values_table
 from .errors import PiError
 from .timeseries import Tag, read_recorded
-from .times import NS_PER_SECOND
+from .times import NS_PER_SECOND, to_ns
 
 
 @dataclass(frozen=True)
@@ -45,19 +47,8 @@ class UpdatesResult:
 
 def register(client: PiClient, web_ids: Iterable[str], cursor: int) -> dict[str, Subscription]:
     """Register streams for updates (``POST streamsets/updates``, as many per request as the URL allows)."""
-    web_ids = list(dict.fromkeys(web_ids))
     found: dict[str, Subscription] = {}
-    room = client.limits.max_url_length - len(client.url) - 100
-    start = 0
-    while start < len(web_ids):
-        group, length = [], 0
-        while start + len(group) < len(web_ids) and len(group) < client.limits.tags_per_request:
-            cost = len(quote(web_ids[start + len(group)], safe="")) + 7
-            if group and length + cost > room:
-                break
-            group.append(web_ids[start + len(group)])
-            length += cost
-        start += len(group)
+    for group in _url_groups(client, list(dict.fromkeys(web_ids))):
         query = "&".join(f"webId={quote(w, safe='')}" for w in group)
         for item in decode(client.transport.post(f"streamsets/updates?{query}"), Registrations).Items:
             if item.LatestMarker:
@@ -67,22 +58,64 @@ def register(client: PiClient, web_ids: Iterable[str], cursor: int) -> dict[str,
     return found
 
 
+def _url_groups(client: PiClient, values: list[str]) -> list[list[str]]:
+    """``values`` (WebIds or markers) in groups whose query (``name=value&...``) fits in a URL,
+    at most ``tags_per_request`` each."""
+    room = client.limits.max_url_length - len(client.url) - 100
+    groups: list[list[str]] = []
+    length = room
+    for value in values:
+        cost = len(quote(value, safe="")) + 8
+        if length + cost > room or len(groups[-1]) >= client.limits.tags_per_request:
+            groups.append([])
+            length = 0
+        groups[-1].append(value)
+        length += cost
+    return groups
+
+
+def end_timestamps(client: PiClient, web_ids: Iterable[str]) -> tuple[dict[str, int], dict[str, str]]:
+    """Each stream's newest recorded timestamp (``streams/{webId}/end``, through the batch
+    controller): where a new subscription's cursor starts. Also the errors, per stream."""
+    replies = client.batch({w: f"streams/{quote(w, safe='')}/end?selectedFields=Timestamp" for w in web_ids})
+    found, errors = {}, {}
+    for web_id, reply in replies.items():
+        if reply.ok:
+            found[web_id] = to_ns(msgspec.json.decode(bytes(reply.content))["Timestamp"])
+        else:
+            errors[web_id] = f"HTTP {reply.status}: {'; '.join(reply.messages())}"
+    return found, errors
+
+
 def poll(client: PiClient, subscriptions: Mapping[str, Subscription]) -> UpdatesResult:
-    """Every change since each subscription's marker; lost markers are recovered (see module doc)."""
+    """Every change since each subscription's marker; lost markers are recovered (see module doc).
+
+    Markers go many to a ``streamsets/updates`` sub-request (as many as its URL holds), the
+    sub-requests through the batch controller. A sub-request that fails is asked again marker
+    by marker, so that one lost marker or failing stream does not hold back the others."""
     subs = dict(subscriptions)
-    keys = list(subs)
-    replies = client.batch({w: f"streamsets/updates?marker={quote(subs[w].marker, safe='')}" for w in keys})
+    web_id_of = {s.marker: w for w, s in subs.items()}
+    groups = {f"group {i}": g for i, g in enumerate(_url_groups(client, [s.marker for s in subs.values()]))}
+    replies = _updates_replies(client, groups)
+    retry = {f"marker {m}": [m] for key, group in groups.items() if not replies[key].ok and len(group) > 1
+             for m in group}
+    replies.update(_updates_replies(client, retry))
+    groups = {**{k: g for k, g in groups.items() if replies[k].ok or len(g) == 1}, **retry}
     streams, lost, errors = [], [], {}
     with gc_paused():
-        for web_id in keys:
-            reply = replies[web_id]
+        for key, group in groups.items():
+            reply = replies[key]
             if reply.status in (404, 409):
-                lost.append(web_id)
+                lost.append(web_id_of[group[0]])
                 continue
             if not reply.ok:
-                errors[web_id] = f"HTTP {reply.status}: {'; '.join(reply.messages())}"
+                errors[web_id_of[group[0]]] = f"HTTP {reply.status}: {'; '.join(reply.messages())}"
                 continue
-            for item in decode(reply.content, UpdateStreams).Items:
+            items = decode(reply.content, UpdateStreams).Items
+            if len(items) != len(group):
+                raise PiError(f"streamsets/updates answered {len(items)} streams for {len(group)} markers")
+            for marker, item in zip(group, items):
+                web_id = web_id_of[marker]
                 streams.append(StreamData(web_id, subs[web_id].name or item.SourceName, None, item.Events))
                 subs[web_id] = replace(subs[web_id], marker=item.LatestMarker)
         tables = [values_table(streams, with_action=True)] if streams else []
@@ -93,6 +126,11 @@ def poll(client: PiClient, subscriptions: Mapping[str, Subscription]) -> Updates
         tables.append(_recover(client, subs, lost, errors))
     events = pa.concat_tables(tables) if tables else schemas.UPDATES.empty_table()
     return UpdatesResult(events, subs, lost, errors)
+
+
+def _updates_replies(client: PiClient, groups: Mapping[str, list[str]]) -> dict[str, SubReply]:
+    return client.batch({key: "streamsets/updates?" + "&".join(f"marker={quote(m, safe='')}" for m in markers)
+                         for key, markers in groups.items()})
 
 
 def _latest_by_stream(events: pa.Table) -> dict[str, int]:

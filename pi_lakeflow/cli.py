@@ -179,25 +179,55 @@ def _load(path: str):
         raise UsageError(str(error)) from None
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _preflight(config, command: str, missing_note: str = "") -> bool:
+    """Whether the settings, the credentials and the server are good (else one message: before
+    Spark starts); warns of a selection of no tag and of selected names the server lacks."""
     from pi_client import PiError
-    from pi_lakeflow.local import ConfigError, preflight, run_pipeline
+    from pi_lakeflow.local import ConfigError, preflight
     from pi_lakeflow.settings import SettingsError
 
-    config = _load(args.config)
     try:
         selected, missing = preflight(config)
     except ConfigError as error:
         raise UsageError(str(error)) from None
     except (PiError, SettingsError) as error:
-        print(f"pi-lakeflow run: {error}", file=sys.stderr)
-        return 1
+        print(f"pi-lakeflow {command}: {error}", file=sys.stderr)
+        return False
     if not selected:
-        print("warning: the settings select no tag (pi.tags.*); the run lands no values", file=sys.stderr)
+        print(f"warning: the settings select no tag (pi.tags.*); the {command} lands no values", file=sys.stderr)
     if missing:
-        print(f"warning: the server has no tag named {', '.join(missing)}; they are listed in pi_ingestion_log",
-              file=sys.stderr)
+        print(f"warning: the server has no tag named {', '.join(missing)}{missing_note}", file=sys.stderr)
+    return True
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pi_lakeflow.local import run_pipeline
+
+    config = _load(args.config)
+    if config.settings.tables == "updates":
+        raise UsageError(f"{args.config}: pi.tables updates is the real-time table: run it with pi-lakeflow stream "
+                         f"(on Databricks, the continuous pipeline of the bundle's realtime target)")
+    if not _preflight(config, "run", "; they are listed in pi_ingestion_log"):
+        return 1
     return run_pipeline(config, full_refresh=args.full_refresh)
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    from pyspark.errors import PySparkException
+
+    from pi_lakeflow.stream import run_stream
+
+    config = _load(args.config)
+    if config.settings.tables != "updates":
+        raise UsageError(f"{args.config}: pi.tables is {config.settings.tables}; pi-lakeflow stream runs the "
+                         f"real-time table: set pi.tables: updates (and a state_dir of its own)")
+    if not _preflight(config, "stream"):
+        return 1
+    try:
+        return run_stream(config)
+    except PySparkException as error:
+        print(f"pi-lakeflow stream: {str(error).splitlines()[0]}", file=sys.stderr)
+        return 1
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -286,6 +316,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--config", required=True, help="the local config file (YAML; see README)")
     run.add_argument("--full-refresh", action="store_true", help="reset every table and read from pi.start again")
     run.set_defaults(run=cmd_run)
+    stream = commands.add_parser("stream", help="run the real-time table until stopped (Ctrl-C)",
+                                 description="Poll PI stream updates into pi_timeseries_updates, poll after poll, "
+                                             "until Ctrl-C (the next start resumes); the config sets pi.tables: updates.")
+    stream.add_argument("--config", required=True, help="the local config file (YAML; pi.tables: updates)")
+    stream.set_defaults(run=cmd_stream)
     query = commands.add_parser("query", help="print a SQL query over the local tables",
                                 description="Print the result of a SQL query over the tables of a local run.")
     query.add_argument("sql", help='e.g. "SELECT name, count(*) FROM pi_timeseries GROUP BY name"')

@@ -103,7 +103,7 @@ def read_partition(client: PiClient, store: StateStore, batch: int, partition: i
         slice_end = min(info.end_ns, slice_start + length)
         tags, cursors = progress.due(slice_end)
         result = read_recorded(client, tags, start=0, end=slice_end, cursors=cursors)
-        values = _landing_columns(result.values, batch, started_ns)
+        values = landing_columns(result.values, batch, started_ns)
         landed = progress.accept(values, result.errors, slice_end)
         if len(landed):
             yield landed
@@ -201,8 +201,9 @@ class _Progress:
         return pa.Table.from_pylist(rows, schema=OUTCOME)
 
 
-def _landing_columns(values: pa.Table, batch: int, ingested_ns: int) -> pa.Table:
-    """pi_client's values with the columns of pi_timeseries: exact ns, batch, ingestion time, date."""
+def landing_columns(values: pa.Table, batch: int, ingested_ns: int, schema: pa.Schema = TIMESERIES) -> pa.Table:
+    """pi_client's values with the columns of pi_timeseries (or ``schema``, a table with them):
+    exact ns, batch, ingestion time, date."""
     exact = values["timestamp"].cast(pa.int64())
     rows = len(values)
     extended = values.append_column("timestamp_ns", exact) \
@@ -211,7 +212,7 @@ def _landing_columns(values: pa.Table, batch: int, ingested_ns: int) -> pa.Table
             TIMESERIES.field("ingested_at").type)) \
         .append_column("date", pc.cast(pc.cast(values["timestamp"], pa.timestamp("s", tz="UTC"), safe=False),
                                        pa.date32()))
-    return for_spark(extended, TIMESERIES)
+    return for_spark(extended, schema)
 
 
 def value_hashes(values: pa.Table) -> np.ndarray:

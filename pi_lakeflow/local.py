@@ -195,12 +195,14 @@ def run_pipeline(config: LocalConfig, full_refresh: bool = False) -> int:
 
 
 def local_session(config: LocalConfig):
-    """A classic SparkSession over the local catalog (for queries), as quiet as a run."""
+    """A classic SparkSession over the local catalog (queries, the report, streaming), as quiet
+    as a run."""
     import logging
 
     from pyspark.sql import SparkSession
 
     os.environ["SPARK_CONF_DIR"] = str(write_spark_conf_dir(config))
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # Python workers (data sources) with this environment
     logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)  # the error is reported once, by us
     builder = SparkSession.builder.appName("pi-lakeflow query").master(f"local[{config.cores}]")
     for key, value in spark_confs(config).items():

@@ -20,7 +20,7 @@ from pi_client import SEARCH_MODES, PiConfigError, to_ns
 
 NS_PER_SECOND = 1_000_000_000
 AUTH_SCHEMES = ("anonymous", "basic", "bearer", "oidc", "kerberos")
-TABLE_SETS = ("all", "timeseries", "catalog")
+TABLE_SETS = ("all", "timeseries", "catalog", "updates")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -66,15 +66,15 @@ KEYS: tuple[Key, ...] = (
     Key("pi.event_frames.start", "", "start of the event frame search window; default: pi.start"),
     Key("pi.event_frames.search_mode", "Overlapped", f"PI searchMode: {', '.join(SEARCH_MODES)}"),
     Key("pi.tables", "all", "which tables this pipeline makes: all, timeseries (values, log, cursors, their "
-                            "silver, quarantine and quality metrics) or catalog (points, AF, event frames and "
-                            "their silver)"),
+                            "silver, quarantine and quality metrics), catalog (points, AF, event frames and "
+                            "their silver) or updates (pi_timeseries_updates: real time, from stream updates)"),
     Key("pi.shard", "0/1", "INDEX/COUNT: this pipeline reads the tags whose WebId hashes to INDEX of COUNT"),
     Key("pi.catalog_schema", "", "schema of pi_points and the AF and event frame tables when another pipeline "
                                  "makes them (catalog.schema); empty: this pipeline's own schema"),
     Key("pi.quality.future_tolerance", "10m", "rule not_in_future: how far a value's timestamp may be ahead of "
                                               "its ingestion (points flagged Future are exempt)"),
-    Key("pi.state_path", None, "folder where the time-series source keeps its per-tag cursors "
-                               "(a Unity Catalog volume path on Databricks)"),
+    Key("pi.state_path", None, "folder where the time-series source keeps its per-tag cursors and the "
+                               "real-time source its markers (a Unity Catalog volume path on Databricks)"),
 )
 KEY_NAMES = tuple(k.name for k in KEYS)
 

@@ -3,6 +3,9 @@
 * ``pi_timeseries`` (streaming): each micro-batch is one planned batch; its partitions are tag
   groups, read by Spark tasks on the executors, each calling :func:`extract.read_partition`.
   The offset is the batch number; the per-tag cursors are in the state store (see state.py).
+* ``pi_updates`` (streaming, real time): each micro-batch is one poll of PI stream updates; its
+  partitions are tag groups, each task calling :func:`realtime.read_poll`. The offset is the poll
+  number; the markers are in the state store (see realtime.py).
 * ``pi_catalog`` (batch, option ``table``): a table of tables.CATALOG, read from the server, or
   of tables.STATE (``pi_ingestion_log``, ``pi_tag_cursors``), read from the state store; one task.
 
@@ -25,6 +28,7 @@ from . import tables
 from .connection import connect
 from .discovery import catalog_table
 from .extract import plan_batch, read_partition
+from .realtime import KEEP_POLLS, MarkerStore, plan_layout, read_poll
 from .settings import Settings, parse
 from .state import StateStore, ingestion_log, tag_cursors
 
@@ -90,6 +94,58 @@ class TimeSeriesSource(DataSource):
 
 
 @dataclass
+class PollPartition(InputPartition):
+    poll: int
+    partition: int
+
+
+class UpdatesReader(DataSourceStreamReader):
+    def __init__(self, options):
+        self.settings = _settings(options)
+        self.store = MarkerStore(self.settings.state_path)
+        self.selected = False
+
+    def initialOffset(self) -> dict:
+        return {"poll": 0}
+
+    def latestOffset(self, start: dict, limit) -> dict:
+        """One poll after the last: every trigger polls (a poll with no news lands no rows), until
+        the store is draining (a local stop). The tags are selected when the stream starts."""
+        if self.store.draining():
+            return start
+        if not self.selected:
+            with connect(self.settings) as client:
+                self.store.write_layout(plan_layout(client, self.settings, self.store.layout()))
+            self.selected = True
+        return {"poll": start["poll"] + 1}
+
+    def partitions(self, start: dict, end: dict) -> list[PollPartition]:
+        return [PollPartition(end["poll"], p) for p in self.store.partitions()]
+
+    def read(self, partition: PollPartition) -> Iterator[pa.RecordBatch]:
+        with connect(self.settings) as client:
+            for events in read_poll(client, self.store, partition.poll, partition.partition):
+                yield from events.to_batches(max_chunksize=100_000)
+
+    def commit(self, end: dict) -> None:
+        self.store.prune(end["poll"] - KEEP_POLLS)
+
+
+class UpdatesSource(DataSource):
+    """``spark.readStream.format("pi_updates")``: PI stream updates (Add, Update, Delete), polled."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "pi_updates"
+
+    def schema(self) -> StructType:
+        return from_arrow_schema(tables.UPDATES)
+
+    def streamReader(self, schema: StructType) -> DataSourceStreamReader:
+        return UpdatesReader(self.options)
+
+
+@dataclass
 class CatalogPartition(InputPartition):
     table: str
 
@@ -132,4 +188,4 @@ class CatalogSource(DataSource):
         return CatalogReader(self.options)
 
 
-SOURCES = (TimeSeriesSource, CatalogSource)
+SOURCES = (TimeSeriesSource, UpdatesSource, CatalogSource)

@@ -94,10 +94,10 @@ class StateStore:
         folder = self._batch_dir(info.batch)
         meta = {"batch": info.batch, "end_ns": info.end_ns, "partitions": info.partitions,
                 "lookback_ns": info.lookback_ns, "missing": info.missing}
-        _write(folder / "plan.arrow", rows.cast(PLAN), meta)
+        write_arrow(folder / "plan.arrow", rows.cast(PLAN), meta)
 
     def plan(self, batch: int) -> tuple[PlanInfo, pa.Table]:
-        table, meta = _read(self._batch_dir(batch) / "plan.arrow")
+        table, meta = read_arrow(self._batch_dir(batch) / "plan.arrow")
         return PlanInfo(meta["batch"], meta["end_ns"], meta["partitions"], meta["lookback_ns"], meta["missing"]), table
 
     def batches(self) -> list[int]:
@@ -114,7 +114,7 @@ class StateStore:
 
     # ---- outcomes ------------------------------------------------------------------------------
     def write_outcome(self, batch: int, partition: int, rows: pa.Table, stats: PartStats) -> None:
-        _write(self._part_path(batch, partition), rows.cast(OUTCOME), stats.__dict__)
+        write_arrow(self._part_path(batch, partition), rows.cast(OUTCOME), stats.__dict__)
 
     def _part_path(self, batch: int, partition: int) -> Path:
         return self._batch_dir(batch) / f"part-{partition:05d}.arrow"
@@ -124,7 +124,7 @@ class StateStore:
         return sorted(int(p.stem.split("-")[1]) for p in self._batch_dir(batch).glob("part-*.arrow"))
 
     def outcome(self, batch: int, partition: int) -> tuple[pa.Table, PartStats]:
-        table, meta = _read(self._part_path(batch, partition))
+        table, meta = read_arrow(self._part_path(batch, partition))
         return table, PartStats(**meta)
 
     def outcomes(self, batch: int) -> dict[int, tuple[pa.Table, PartStats]]:
@@ -150,15 +150,15 @@ class StateStore:
         the ingestion log in ``log/``."""
         for batch in self.batches():
             if batch < keep_from:
-                _write(self.root / "log" / f"{batch:08d}.arrow", log_rows(self, batch), {})
+                write_arrow(self.root / "log" / f"{batch:08d}.arrow", log_rows(self, batch), {})
                 shutil.rmtree(self._batch_dir(batch), ignore_errors=True)
 
     def archived_log(self, schema: pa.Schema) -> pa.Table:
         """The log rows of pruned batches, oldest first."""
         files = sorted((self.root / "log").glob("*.arrow"))
-        return pa.concat_tables([_read(f)[0] for f in files]) if files else schema.empty_table()
+        return pa.concat_tables([read_arrow(f)[0] for f in files]) if files else schema.empty_table()
 
-def _write(path: Path, table: pa.Table, meta: dict) -> None:
+def write_arrow(path: Path, table: pa.Table, meta: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     schema = table.schema.with_metadata({"pi_lakeflow": json.dumps(meta)})
@@ -167,7 +167,7 @@ def _write(path: Path, table: pa.Table, meta: dict) -> None:
     os.replace(temporary, path)
 
 
-def _read(path: Path) -> tuple[pa.Table, dict]:
+def read_arrow(path: Path) -> tuple[pa.Table, dict]:
     with pa.memory_map(str(path)) as source:
         table = pa.ipc.open_file(source).read_all()
     return table.replace_schema_metadata(None), json.loads(table.schema.metadata[b"pi_lakeflow"])

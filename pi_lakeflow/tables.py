@@ -26,6 +26,11 @@ TIMESERIES = pa.schema([
     pa.field("date", pa.date32(), nullable=False),
 ])
 
+UPDATES_NAME = "pi_timeseries_updates"
+#: pi_timeseries_updates (real time): one row per stream-update event, its ``action`` Add, Update
+#: or Delete; ``batch`` is the poll that read it.
+UPDATES = pa.schema([*TIMESERIES, pa.field("action", pa.string(), nullable=False)])
+
 #: pi_ingestion_log: one row per batch (one pipeline run) and tag partition. ``partition`` is -1
 #: for the tags that the selection names but the server does not have (``failed_tags``).
 INGESTION_LOG = pa.schema([
@@ -76,7 +81,7 @@ QUALITY_METRICS = "pi_quality_metrics"
 EVENT_FRAMES_SILVER = "pi_event_frames_silver"
 SILVER = (TIMESERIES_SILVER, TIMESERIES_QUARANTINE, RULE_COUNTS, QUALITY_METRICS, EVENT_FRAMES_SILVER)
 
-ALL_TABLES = (TIMESERIES_NAME, *CATALOG, *STATE, *SILVER)
+ALL_TABLES = (TIMESERIES_NAME, *CATALOG, *STATE, *SILVER, UPDATES_NAME)
 
 
 def for_spark(table: pa.Table, schema: pa.Schema | None = None) -> pa.Table:
@@ -94,7 +99,10 @@ def spark_schema(schema: pa.Schema) -> pa.Schema:
 
 def datasets(table_set: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The (bronze, silver) datasets that a pipeline with pi.tables ``table_set`` defines:
-    all, timeseries (values, state, their silver and metrics) or catalog (points, AF, event frames)."""
+    all, timeseries (values, state, their silver and metrics), catalog (points, AF, event frames)
+    or updates (the real-time table)."""
+    if table_set == "updates":
+        return (UPDATES_NAME,), ()
     timeseries, catalog = table_set in ("all", "timeseries"), table_set in ("all", "catalog")
     bronze = ((TIMESERIES_NAME, *STATE) if timeseries else ()) + (tuple(CATALOG) if catalog else ())
     silver = (((TIMESERIES_SILVER, TIMESERIES_QUARANTINE, RULE_COUNTS, QUALITY_METRICS) if timeseries else ())

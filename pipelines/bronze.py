@@ -17,7 +17,8 @@ for source in SOURCES:
     spark.dataSource.register(source)  # noqa: F821 (the engine provides spark)
 
 SETTINGS = configuration(lambda key: spark.conf.get(key, None))  # noqa: F821
-#: all, timeseries or catalog: one pipeline, or two with their own schedules (the bundle's way).
+#: all, timeseries or catalog: one pipeline, or two with their own schedules (the bundle's way);
+#: updates: the real-time table alone (a continuous pipeline).
 TABLES = parse(SETTINGS).tables
 
 
@@ -44,6 +45,12 @@ if TABLES in ("all", "timeseries"):
 
     for _name in tables.STATE:
         _view(_name, f"{_name}: from the time-series source's state, after pi_timeseries.", after_timeseries=True)
+
+if TABLES == "updates":
+    @dp.table(name=tables.UPDATES_NAME, partition_cols=["date"],
+              comment="Real time: one row per PI stream-update event (action Add, Update or Delete), per poll.")
+    def pi_timeseries_updates():
+        return spark.readStream.format("pi_updates").options(**SETTINGS).load()  # noqa: F821
 
 if TABLES in ("all", "catalog"):
     # In one pipeline, the catalog waits for the time series, which gets the cores first.

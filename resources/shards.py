@@ -36,7 +36,7 @@ def _shards(bundle: Bundle) -> int:
     return count
 
 
-def _yaml_pipeline() -> dict:
+def yaml_pipeline() -> dict:
     """The time-series pipeline as resources/pi_lakeflow.pipeline.yml declares it, with its
     paths made relative to the bundle root (where resources defined in Python resolve them)."""
     declared = yaml.safe_load(Path(__file__).with_name("pi_lakeflow.pipeline.yml").read_text())
@@ -58,7 +58,7 @@ def load_resources(bundle: Bundle) -> Resources:
     resources = Resources()
     count = _shards(bundle)
     catalog, schema = bundle.resolve_variable(Variables.catalog), bundle.resolve_variable(Variables.schema)
-    base = _yaml_pipeline()
+    base = yaml_pipeline()
     for index in range(1, count):
         resources.add_schema(f"pi_lakeflow_shard{index}", {"catalog_name": catalog, "name": f"{schema}_shard{index}"})
         resources.add_volume(f"pi_lakeflow_state_shard{index}", {

@@ -124,6 +124,29 @@ def test_shards_spread_the_time_series_over_pipelines_from_one_variable(resource
     assert not shards.load_resources(one).pipelines
 
 
+def test_the_realtime_target_adds_the_updates_pipeline_run_by_a_continuous_job():
+    from databricks.bundles.core import Bundle
+
+    from resources import realtime
+
+    bundle = load(ROOT / "databricks.yml")
+    target = bundle["targets"]["realtime"]
+    assert target["mode"] == "production" and target["variables"] == {"realtime": "true"}
+    # prod's deployment, with the real-time pipeline added (deploying -t prod again removes it)
+    prod_root = bundle["targets"]["prod"]["workspace"]["root_path"].replace("${bundle.target}", "prod")
+    assert target["workspace"]["root_path"] == prod_root
+    assert "resources.realtime:load_resources" in bundle["python"]["resources"]
+    added = realtime.load_resources(Bundle(target="realtime", variables={"realtime": "true"}))
+    pipeline, job = added.pipelines[realtime.REALTIME], added.jobs[realtime.REALTIME_JOB]
+    assert sorted(pipeline.configuration) == sorted(KEY_NAMES) and pipeline.configuration["pi.tables"] == "updates"
+    assert pipeline.serverless is True and not pipeline.continuous  # the job runs it continuously
+    assert job.continuous.pause_status.value == "UNPAUSED" and job.schedule is None
+    assert job.as_dict()["tasks"][0]["pipeline_task"]["pipeline_id"] == f"${{resources.pipelines.{realtime.REALTIME}.id}}"
+    assert not realtime.load_resources(Bundle(target="prod", variables={"realtime": "false"})).pipelines
+    with pytest.raises(ValueError, match="realtime must be true or false"):
+        realtime.load_resources(Bundle(target="prod", variables={"realtime": "yes"}))
+
+
 def test_the_dashboard_loads_and_queries_only_the_pipelines_tables(resources):
     """Which columns exist is proven by running every query on the tables a real run made
     (tests/pipeline/test_pipeline_runs.py, the report test); here: the resource, the file and

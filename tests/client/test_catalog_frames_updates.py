@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 
 import pyarrow.compute as pc
@@ -131,3 +132,15 @@ def test_stream_updates_with_marker_recovery_have_no_gap(fresh_server):
             assert [t.value // 100 for t in got["timestamp"]] == [parse_time(v["Timestamp"], 0) for v in expected]
         after = updates.poll(client, recovered.subscriptions)
         assert not after.recovered and after.events.num_rows == 0
+        # Markers share sub-requests: a failing stream fails alone, and keeps its marker.
+        failing = points[3]
+        api.server_config = dataclasses.replace(api.server_config, failing_tags=(failing.name,))
+        since = api.now()
+        api.clock.advance(60 * MINUTE)
+        mixed = updates.poll(client, after.subscriptions)
+        assert list(mixed.errors) == [failing.web_id] and not mixed.recovered
+        assert mixed.subscriptions[failing.web_id] == after.subscriptions[failing.web_id]
+        for point in points:
+            got = mixed.events.filter(pc.equal(mixed.events["web_id"], point.web_id))
+            expected = [] if point is failing else truth.changes(point.name, since, api.now())
+            assert got["action"].to_pylist() == [a for a, _ in expected]

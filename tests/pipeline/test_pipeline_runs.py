@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 
 from pi_client.times import to_pi_time
@@ -35,6 +34,10 @@ from pi_lakeflow.state import StateStore
 from pi_simulator import GroundTruth
 from pi_simulator.plant import ASSET_DATABASE_NAME
 from tests.conftest import NOW, make_server, truth_rows, value_row
+
+# The module fixture runs the pipeline three times (about 3 minutes here); pytest-timeout counts
+# it against the first test.
+pytestmark = pytest.mark.timeout(900)
 
 TICK = 100
 HOUR_TICKS = 36_000_000_000
@@ -108,12 +111,11 @@ def runs(tmp_path_factory):
 
 def test_first_run_lands_exactly_the_ground_truth(runs, spark):
     landed = spark.read.parquet(str(runs["config"].warehouse / "pi_timeseries")).where("batch = 1")
-    expected = sorted(runs["truth_first"])
-    columns = ["name", "timestamp_ns", "ordinal", "value", "good", "questionable", "substituted", "annotated"]
-    actual = spark.createDataFrame(landed_rows(landed), columns)
-    assert_df_equality(actual, spark.createDataFrame(expected, actual.schema), ignore_row_order=True,
-                       ignore_nullable=True)
-    assert landed.count() == len(expected) > 50_000
+    actual = Counter(landed_rows(landed))
+    expected = Counter(runs["truth_first"])
+    assert not actual - expected, f"landed but not in the ground truth: {sorted(actual - expected)[:5]}"
+    assert not expected - actual, f"in the ground truth but not landed: {sorted(expected - actual)[:5]}"
+    assert sum(actual.values()) > 50_000
 
 
 def test_later_runs_add_exactly_new_late_and_edited_values_and_nothing_twice(runs, spark):

@@ -17,13 +17,19 @@ from tests.conftest import make_server
 GOOD = {"pi.url": "https://pi.example.com/piwebapi", "pi.state_path": "/tmp/state"}
 
 
-def run_cli(tmp_path, capsys, document) -> tuple[int, str]:
+def run_cli(tmp_path, capsys, document, command: str = "run") -> tuple[int, str]:
     path = tmp_path / "config.yml"
     path.write_text(document if isinstance(document, str) else yaml.safe_dump(document))
     started = time.perf_counter()
-    status = cli.main(["run", "--config", str(path)])
+    status = cli.main([command, "--config", str(path)])
     assert time.perf_counter() - started < 15, "a refused config or server took too long to report"
     return status, capsys.readouterr().err
+
+
+def unused_port() -> int:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @pytest.mark.parametrize("change, named, accepted", [
@@ -73,6 +79,24 @@ def test_bad_config_files_name_what_is_wrong(tmp_path, capsys, document, named):
     assert status == 2 and named in err
 
 
+@pytest.mark.parametrize("command, tables, named", [
+    ("run", "updates", "pi.tables updates is the real-time table: run it with pi-lakeflow stream"),
+    ("stream", "all", "pi.tables is all; pi-lakeflow stream runs the real-time table: set pi.tables: updates"),
+])
+def test_the_real_time_table_and_the_others_are_not_mixed_up(tmp_path, capsys, command, tables, named):
+    configuration = {**GOOD, "pi.tables": tables}
+    status, err = run_cli(tmp_path, capsys, {"state_dir": "state", "configuration": configuration}, command)
+    assert status == 2 and named in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_unreachable_server_ends_the_stream_before_spark_starts(tmp_path, capsys):
+    port = unused_port()
+    configuration = {"pi.url": f"http://127.0.0.1:{port}/piwebapi", "pi.tables": "updates"}
+    status, err = run_cli(tmp_path, capsys, {"state_dir": "state", "configuration": configuration}, "stream")
+    assert status == 1 and err.startswith("pi-lakeflow stream: ") and "Cannot reach" in err
+    assert not (tmp_path / "state" / "metastore").exists()
+
+
 def test_a_missing_config_file_is_named(tmp_path, capsys):
     assert cli.main(["run", "--config", str(tmp_path / "nope.yml")]) == 2
     assert "cannot read the config file" in capsys.readouterr().err
@@ -96,9 +120,7 @@ def test_an_unset_secret_variable_is_named(tmp_path, capsys, monkeypatch):
 
 
 def test_an_unreachable_server_ends_the_run_with_one_message(tmp_path, capsys):
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = unused_port()
     configuration = {"pi.url": f"http://127.0.0.1:{port}/piwebapi"}
     status, err = run_cli(tmp_path, capsys, {"state_dir": "state", "configuration": configuration})
     assert status == 1 and f"127.0.0.1:{port}" in err and "Cannot reach" in err

@@ -1,0 +1,246 @@
+"""Real-time reads: PI stream updates for tag partitions, polled again and again. No Spark here.
+
+Each *poll* is one micro-batch of the ``pi_updates`` source. Its partitions are the tag groups of
+a layout fixed when the stream starts (``pi.partition_size`` tags each); the task of partition p
+at poll n takes each tag's marker from poll n-1, asks the server for everything since (Add,
+Update and Delete events, pi_client.updates.poll), and leaves the new markers for poll n::
+
+    updates/layout.arrow                    the tags and their partitions
+    updates/polls/00000042/part-00003.arrow markers, cursors and errors after poll 42, partition 3
+
+The offset Spark checkpoints is the poll number; the markers a poll starts from are the files of
+the poll before it, which exist once that poll's micro-batch has run, so a restart resumes
+exactly where the last committed poll ended, and a replayed poll starts again from the same
+markers (the server keeps a marker until it expires). A marker the server no longer has
+(expired, refused, or the stream was down longer than the server keeps updates) is replaced: the
+tag is registered again and its recorded values are re-read from its cursor (the newest
+timestamp landed); the values at the cursor that already landed are skipped (``at_cursor``
+counts them), so nothing repeats and nothing after the cursor is missed. Changes made while the
+marker was lost to values *before* the cursor (late back-fills, edits, deletes) are not seen
+here; the scheduled time-series pipeline's look-back catches those.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pi_client import PiClient, PiError
+from pi_client.updates import Subscription, end_timestamps, poll, register
+
+from .discovery import select_tags
+from .extract import landing_columns
+from .settings import Settings
+from .state import read_arrow, write_arrow
+from .tables import UPDATES
+
+LAYOUT = pa.schema([
+    pa.field("web_id", pa.string(), nullable=False),
+    pa.field("name", pa.string()),
+    pa.field("partition", pa.int32(), nullable=False),
+])
+
+#: One row per tag of a partition after a poll. ``marker`` null: not registered yet (or its
+#: registration failed). ``cursor_ns``: newest timestamp landed (at registration: the newest
+#: recorded); ``at_cursor``: how many values at that timestamp are known.
+MARKERS = pa.schema([
+    pa.field("web_id", pa.string(), nullable=False),
+    pa.field("name", pa.string()),
+    pa.field("marker", pa.string()),
+    pa.field("cursor_ns", pa.int64()),
+    pa.field("at_cursor", pa.int32(), nullable=False),
+    pa.field("events", pa.int64(), nullable=False),
+    pa.field("recovered", pa.bool_(), nullable=False),
+    pa.field("error", pa.string()),
+])
+
+#: Polls kept behind the last committed one (a replay needs the one before it).
+KEEP_POLLS = 3
+
+
+class MarkerStore:
+    """The files of one pipeline's stream-updates source (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.root = Path(path) / "updates"
+
+    def layout(self) -> pa.Table | None:
+        path = self.root / "layout.arrow"
+        return read_arrow(path)[0] if path.is_file() else None
+
+    def write_layout(self, layout: pa.Table) -> None:
+        write_arrow(self.root / "layout.arrow", layout.cast(LAYOUT), {})
+
+    def partitions(self) -> list[int]:
+        layout = self.layout()
+        return [] if layout is None else sorted(set(layout["partition"].to_pylist()))
+
+    def _poll_dir(self, poll_number: int) -> Path:
+        return self.root / "polls" / f"{poll_number:08d}"
+
+    def write(self, poll_number: int, partition: int, rows: pa.Table, stats: dict) -> None:
+        write_arrow(self._poll_dir(poll_number) / f"part-{partition:05d}.arrow", rows.cast(MARKERS), stats)
+
+    def read(self, poll_number: int, partition: int) -> tuple[pa.Table, dict] | None:
+        path = self._poll_dir(poll_number) / f"part-{partition:05d}.arrow"
+        return read_arrow(path) if path.is_file() else None
+
+    def polls(self) -> list[int]:
+        folder = self.root / "polls"
+        return sorted(int(p.name) for p in folder.iterdir()) if folder.is_dir() else []
+
+    def before(self, poll_number: int, partition: int) -> pa.Table | None:
+        """The partition's markers after the newest poll before ``poll_number`` that has them."""
+        for earlier in reversed([p for p in self.polls() if p < poll_number]):
+            found = self.read(earlier, partition)
+            if found is not None:
+                return found[0]
+        return None
+
+    def prune(self, keep_from: int) -> None:
+        for old in self.polls():
+            if old < keep_from:
+                shutil.rmtree(self._poll_dir(old), ignore_errors=True)
+
+    def drain(self, on: bool = True) -> None:
+        """Ask the source to start no more polls (``pi-lakeflow stream`` stopping), or not."""
+        flag = self.root / "draining"
+        if on:
+            flag.parent.mkdir(parents=True, exist_ok=True)
+            flag.touch()
+        else:
+            flag.unlink(missing_ok=True)
+
+    def draining(self) -> bool:
+        return (self.root / "draining").exists()
+
+    def reset(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def plan_layout(client: PiClient, settings: Settings, previous: pa.Table | None) -> pa.Table:
+    """The selected tags in partitions of ``pi.partition_size`` (LAYOUT). Tags of ``previous``
+    that are still selected keep their partition (their markers are in its files); new tags
+    fill partitions after the last one."""
+    points = select_tags(client, settings).table
+    known = dict(zip(previous["web_id"].to_pylist(), previous["partition"].to_pylist())) if previous else {}
+    selected = list(zip(points["web_id"].to_pylist(), points["name"].to_pylist()))
+    first_new = max(known.values(), default=-1) + 1
+    new = [(w, n) for w, n in selected if w not in known]
+    rows = [{"web_id": w, "name": n, "partition": known[w]} for w, n in selected if w in known]
+    rows += [{"web_id": w, "name": n, "partition": first_new + i // settings.partition_size}
+             for i, (w, n) in enumerate(new)]
+    return pa.Table.from_pylist(rows, schema=LAYOUT)
+
+
+def read_poll(client: PiClient, store: MarkerStore, poll_number: int, partition: int) -> Iterator[pa.Table]:
+    """One partition's poll: its events as rows of pi_timeseries_updates, then its markers saved.
+
+    A server that cannot be reached fails no task: every tag keeps its marker and carries the
+    error, and the next poll tries again (recovering the markers that expired meanwhile)."""
+    started_ns = time.time_ns()
+    layout = store.layout()
+    tags = layout.filter(pc.equal(layout["partition"], partition))
+    previous = {r["web_id"]: r for r in (store.before(poll_number, partition) or MARKERS.empty_table()).to_pylist()}
+    rows = {w: previous.get(w) or {"web_id": w, "name": n, "marker": None, "cursor_ns": None, "at_cursor": 0}
+            for w, n in zip(tags["web_id"].to_pylist(), tags["name"].to_pylist())}
+    events, errors, recovered = UPDATES.empty_table(), {}, []
+    try:
+        unregistered = [w for w, r in rows.items() if r["marker"] is None]
+        if unregistered:
+            rows.update(_register(client, {w: rows[w] for w in unregistered}, errors))
+        subscriptions = {w: Subscription(w, r["marker"], r["cursor_ns"], r["name"] or "")
+                         for w, r in rows.items() if r["marker"] is not None}
+        if subscriptions:
+            result = poll(client, subscriptions)
+            errors.update(result.errors)
+            recovered = result.recovered
+            values = _skip_landed_at_cursor(result.events, {w: rows[w] for w in recovered})
+            events = landing_columns(values, poll_number, started_ns, UPDATES)
+            adds = _adds_per_timestamp(values)
+            rows = {w: _after(r, result.subscriptions.get(w), adds) for w, r in rows.items()}
+    except PiError as error:
+        errors = {w: str(error) for w in rows}
+    if len(events):
+        yield events
+    counts = pc.value_counts(events["web_id"]).to_pylist() if len(events) else []
+    per_tag = {c["values"]: c["counts"] for c in counts}
+    table = pa.Table.from_pylist([{**r, "events": per_tag.get(w, 0), "recovered": w in recovered,
+                                   "error": errors.get(w)} for w, r in rows.items()], schema=MARKERS)
+    store.write(poll_number, partition, table, {"started_ns": started_ns, "seconds": (time.time_ns() - started_ns) / 1e9,
+                                                **_read_latency(events)})
+
+
+def _read_latency(events: pa.Table) -> dict:
+    """Seconds from each Add's timestamp to now (the server's clock and ours agree, with NTP)."""
+    adds = events.filter(pc.equal(events["action"], "Add")) if len(events) else events
+    if not len(adds):
+        return {}
+    seconds = (time.time_ns() - adds["timestamp_ns"].to_numpy()) / 1e9
+    return {"latency_p50": float(np.percentile(seconds, 50)), "latency_p95": float(np.percentile(seconds, 95))}
+
+
+def poll_summary(store: MarkerStore, poll_number: int) -> dict:
+    """What one poll did, over its partitions: events, tags recovered and failed, read latency."""
+    parts = [found for p in store.partitions() if (found := store.read(poll_number, p)) is not None]
+    tables = [t for t, _ in parts]
+    timed = [(m["latency_p50"], m["latency_p95"], pc.sum(t["events"]).as_py() or 0) for t, m in parts if "latency_p50" in m]
+    weight = sum(n for *_, n in timed)
+    return {"events": sum(pc.sum(t["events"]).as_py() or 0 for t in tables),
+            "recovered": sum(pc.sum(t["recovered"]).as_py() or 0 for t in tables),
+            "failed": sum(len(t) - t["error"].null_count for t in tables),
+            "latency_p50": sum(p50 * n for p50, _, n in timed) / weight if weight else None,
+            "latency_p95": max((p95 for _, p95, _ in timed), default=None)}
+
+
+def _register(client: PiClient, rows: dict[str, dict], errors: dict[str, str]) -> dict[str, dict]:
+    """Subscribe tags: a marker each, then a cursor at the newest value recorded (history is the
+    time-series pipeline's; this table starts after it). Registering first means a value that
+    appears in between comes as an update, and is also at or before the cursor: no gap."""
+    fresh = register(client, list(rows), 0)
+    ends, failed = end_timestamps(client, list(fresh))
+    errors.update(failed)
+    return {w: {**rows[w], "marker": fresh[w].marker, "cursor_ns": ends[w], "at_cursor": 1} for w in ends}
+
+
+def _skip_landed_at_cursor(events: pa.Table, lost: dict[str, dict]) -> pa.Table:
+    """Drop, of the tags whose marker was lost, the re-read values at their cursor that had landed
+    (the re-read starts at the cursor; the first ``at_cursor`` values there are repeats)."""
+    if not lost or not len(events):
+        return events
+    web_ids = events["web_id"].to_pylist()
+    stamps = events["timestamp"].cast(pa.int64()).to_numpy()
+    ordinals = events["ordinal"].to_numpy()
+    keep = np.ones(len(events), dtype=bool)
+    for i, web_id in enumerate(web_ids):
+        row = lost.get(web_id)
+        if row is not None and stamps[i] == row["cursor_ns"] and ordinals[i] < row["at_cursor"]:
+            keep[i] = False
+    return events.filter(pa.array(keep))
+
+
+def _adds_per_timestamp(events: pa.Table) -> dict[tuple[str, int], int]:
+    """How many Add events each (web_id, timestamp) has."""
+    adds = events.filter(pc.equal(events["action"], "Add"))
+    if not len(adds):
+        return {}
+    keys = pa.table({"web_id": adds["web_id"], "ns": adds["timestamp"].cast(pa.int64())})
+    counted = keys.group_by(["web_id", "ns"]).aggregate([([], "count_all")])
+    return dict(zip(zip(counted["web_id"].to_pylist(), counted["ns"].to_pylist()), counted["count_all"].to_pylist()))
+
+
+def _after(row: dict, subscription: Subscription | None, adds: dict[tuple[str, int], int]) -> dict:
+    """A tag's marker and cursor after a poll; ``at_cursor`` counts the Adds at the new cursor."""
+    if subscription is None:  # the poll failed for this tag: it keeps its marker
+        return row
+    cursor = subscription.cursor
+    at_new = adds.get((row["web_id"], cursor), 0)
+    at_cursor = row["at_cursor"] + at_new if cursor == row["cursor_ns"] else at_new
+    return {**row, "marker": subscription.marker, "cursor_ns": cursor, "at_cursor": at_cursor}

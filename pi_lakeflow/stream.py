@@ -1,0 +1,98 @@
+"""``pi-lakeflow stream``: the real-time table, poll after poll, until Ctrl-C.
+
+Open-source Spark Declarative Pipelines runs flows as triggered runs only (each run starts,
+processes what is there, and stops: about 4 s per poll here), so the local continuous mode runs
+the definition's source itself: ``spark.readStream.format("pi_updates")`` with the pipeline
+configuration, as pipelines/bronze.py defines ``pi_timeseries_updates``, in one Structured
+Streaming query with a processing-time trigger, into that table of the local catalog. On
+Databricks the bundle's continuous pipeline runs the definitions themselves.
+
+The query's checkpoint holds the poll number; the markers are in the state store
+(pi_lakeflow.realtime): a stop (Ctrl-C) lets the poll under way commit and starts no other
+(the source sees the store draining), then ends the query; the next start resumes after the last
+committed poll. A poll cut short (the process killed) is read again from the same markers.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+from .local import LocalConfig, local_session
+from .realtime import MarkerStore, poll_summary
+from .settings import configuration
+from .sources import SOURCES
+from .tables import UPDATES_NAME
+
+
+def say(text: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')}  {text}", flush=True)
+
+
+def run_stream(config: LocalConfig, interval: str = "0 seconds") -> int:
+    """Runs until SIGINT or SIGTERM; returns the exit status."""
+    stop = threading.Event()
+    spark = local_session(config)
+    # After the session: pyspark's own SIGINT handler would cancel the poll under way.
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for source in SOURCES:
+            spark.dataSource.register(source)
+        store = MarkerStore(config.settings.state_path)
+        store.drain(False)
+        options = configuration(lambda key: config.configuration.get(key))
+        query = (spark.readStream.format("pi_updates").options(**options).load()
+                 .writeStream.format("parquet").partitionBy("date").trigger(processingTime=interval)
+                 .option("checkpointLocation", str(config.state_dir / "checkpoints" / UPDATES_NAME))
+                 .toTable(UPDATES_NAME))
+        say(f"streaming PI updates into {UPDATES_NAME}; Ctrl-C stops")
+        shown, quiet_since = -1, time.monotonic()
+        while query.isActive and not stop.wait(1.0):
+            for progress in query.recentProgress:
+                if progress["batchId"] <= shown:
+                    continue
+                shown = progress["batchId"]
+                line, news = _progress_line(store, progress)
+                if news or time.monotonic() - quiet_since > 30:
+                    say(line)
+                    quiet_since = time.monotonic()
+        if query.exception() is not None:
+            say(f"stream failed: {str(query.exception()).splitlines()[0]}")
+            return 1
+        _stop_between_polls(query, store)
+        say("stopped; the next start resumes after the last committed poll")
+        return 0
+    finally:
+        spark.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _stop_between_polls(query, store: MarkerStore, timeout: float = 120.0) -> None:
+    """Start no more polls, let the poll under way commit, then stop the query (a poll cut short
+    would be read again from the same markers at the next start, but with errors in the log)."""
+    store.drain()
+    deadline = time.monotonic() + timeout
+    try:
+        while query.status["isTriggerActive"] or query.status["isDataAvailable"]:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        query.stop()
+    finally:
+        store.drain(False)
+
+
+def _progress_line(store: MarkerStore, progress: dict) -> tuple[str, bool]:
+    """A poll's line (events, rate, tags recovered or failing, read latency), and whether it has
+    news (events or problems): polls without news are shown every 30 s only."""
+    poll = int(progress["batchId"]) + 1  # batch 0 is poll 1 (the offsets start at poll 0)
+    found = poll_summary(store, poll)
+    seconds = progress["durationMs"].get("triggerExecution", 0) / 1000
+    latency = (f", latency at read p50 {found['latency_p50']:.2f} s p95 {found['latency_p95']:.2f} s"
+               if found["latency_p50"] is not None else "")
+    rate = progress.get("processedRowsPerSecond") or 0
+    line = (f"poll {poll}: {progress['numInputRows']:,} events in {seconds:.2f} s ({rate:,.0f}/s), "
+            f"{found['recovered']} tags recovered, {found['failed']} failing{latency}")
+    return line, bool(progress["numInputRows"] or found["recovered"] or found["failed"])

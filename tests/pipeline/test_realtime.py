@@ -1,0 +1,171 @@
+"""Real-time reads (pi_lakeflow.realtime): polls of PI stream updates against the simulator on
+loopback, with its clock frozen and moved by the test, compared with the simulator's own
+account of what changed when."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+import yaml
+from pyspark.sql import SparkSession
+
+from pi_client import PiClient
+from pi_client.times import to_ns
+from pi_lakeflow.realtime import MarkerStore, plan_layout, read_poll
+from pi_lakeflow.settings import parse
+from pi_simulator import GroundTruth
+from tests.conftest import NOW, truth_json, value_json
+
+MINUTE_TICKS = 600_000_000
+TAGS = 40
+
+
+def event_row(row: dict) -> tuple:
+    """A landed event: (name, action, timestamp_ns, value JSON, flags)."""
+    return (row["name"], row["action"], row["timestamp_ns"], value_json(row), row["good"], row["questionable"],
+            row["substituted"], row["annotated"])
+
+
+def truth_events(truth: GroundTruth, points, since_ticks: int, now_ticks: int) -> Counter:
+    """Every change of ``points`` in (since, now], as event_row makes them."""
+    found = Counter()
+    for point in points:
+        for action, value in truth.changes(point.name, since_ticks, now_ticks):
+            found[(point.name, action, to_ns(value["Timestamp"]), truth_json(value["Value"]), value["Good"],
+                   value["Questionable"], value["Substituted"], value["Annotated"])] += 1
+    return found
+
+
+def truth_since_cursor(truth: GroundTruth, points, state: dict) -> Counter:
+    """Every recorded value from each tag's cursor on, less the ones already known at the
+    cursor, as Adds: what a recovery must land."""
+    found = Counter()
+    for point in points:
+        row = state[point.web_id]
+        at_cursor = 0
+        for value in truth.recorded(point.name, row["cursor_ns"] // 100, truth.api.now()):
+            stamp = to_ns(value["Timestamp"])
+            if stamp == row["cursor_ns"] and at_cursor < row["at_cursor"]:
+                at_cursor += 1
+                continue
+            found[(point.name, "Add", stamp, truth_json(value["Value"]), value["Good"], value["Questionable"],
+                   value["Substituted"], value["Annotated"])] += 1
+    return found
+
+
+@pytest.fixture
+def polling(fresh_server, tmp_path):
+    api = fresh_server.api
+    settings = parse({"pi.url": fresh_server.url, "pi.state_path": str(tmp_path), "pi.partition_size": "15",
+                      "pi.tags.names": ",".join(p.name for p in api.plant.points[:TAGS])})
+    store = MarkerStore(tmp_path)
+    with PiClient(fresh_server.url) as client:
+        store.write_layout(plan_layout(client, settings, None))
+
+        def run(poll_number: int) -> Counter:
+            landed = Counter()
+            for partition in store.partitions():
+                for events in read_poll(client, store, poll_number, partition):
+                    landed.update(event_row(r) for r in events.to_pylist())
+            return landed
+        yield api, store, run
+
+
+def state_after(store: MarkerStore, poll_number: int) -> dict:
+    return {r["web_id"]: r for p in store.partitions() for r in store.read(poll_number, p)[0].to_pylist()}
+
+
+def test_polls_land_every_change_once_and_recover_a_lost_marker_without_gap_or_repeat(polling):
+    api, store, run = polling
+    truth, points = GroundTruth(api), api.plant.points[:TAGS]
+    assert store.partitions() == [0, 1, 2]
+
+    assert run(1) == Counter()  # registration: a marker and a cursor per tag, no events yet
+    registered = state_after(store, 1)
+    assert all(r["marker"] and r["cursor_ns"] <= NOW * 100 for r in registered.values())
+
+    api.clock.advance(30 * MINUTE_TICKS)
+    second = run(2)
+    assert second == truth_events(truth, points, NOW, NOW + 30 * MINUTE_TICKS)
+    actions = Counter(action for _, action, *_ in second.elements())
+    assert actions["Add"] > 1000 and actions["Update"] and actions["Delete"], actions
+    assert run(2) == second  # a replayed poll starts from the same markers
+
+    # Every marker expires; the next poll registers again and re-reads from the cursors.
+    cursors = state_after(store, 2)
+    api.clock.advance(10 * MINUTE_TICKS)
+    api.server_config = dataclasses.replace(api.server_config, marker_ttl=0.0)
+    third = run(3)
+    assert all(r["recovered"] for r in state_after(store, 3).values())
+    assert third == truth_since_cursor(truth, points, cursors)
+    assert not set(third) & set(second), "a value landed again after the recovery"
+
+    api.server_config = dataclasses.replace(api.server_config, marker_ttl=600.0)
+    api.clock.advance(10 * MINUTE_TICKS)
+    assert run(4) == truth_events(truth, points, NOW + 40 * MINUTE_TICKS, NOW + 50 * MINUTE_TICKS)
+
+
+def test_an_unreachable_server_fails_no_poll_and_the_markers_wait(polling):
+    api, store, run = polling
+    run(1)
+    before = state_after(store, 1)
+    api.server_config = dataclasses.replace(api.server_config, fault_rate=1.0, faults=("503",))
+    assert run(2) == Counter()
+    after = state_after(store, 2)
+    assert all(after[w]["marker"] == before[w]["marker"] and after[w]["error"] for w in before)
+    api.server_config = dataclasses.replace(api.server_config, fault_rate=0.0)
+    api.clock.advance(5 * MINUTE_TICKS)
+    assert run(3) == truth_events(GroundTruth(api), api.plant.points[:TAGS], NOW, NOW + 5 * MINUTE_TICKS)
+
+
+def last_poll(store: MarkerStore) -> int:
+    polls = store.polls()
+    return polls[-1] if polls else 0
+
+
+def wait_for_poll(store: MarkerStore, number: int, process: subprocess.Popen, timeout: float = 120) -> None:
+    """Wait until poll ``number`` (or a later one) has written the markers of every partition; the
+    store prunes old polls, so this waits on poll numbers, not on how many polls are kept."""
+    deadline = time.monotonic() + timeout
+    while last_poll(store) < number or not all(store.read(last_poll(store), p) for p in store.partitions()):
+        assert process.poll() is None, "pi-lakeflow stream ended on its own"
+        assert time.monotonic() < deadline, f"no poll {number} in {timeout} s"
+        time.sleep(0.2)
+
+
+def test_stream_stops_on_ctrl_c_and_resumes_losing_and_repeating_nothing(fresh_server, tmp_path):
+    api = fresh_server.api
+    points = api.plant.points[:TAGS]
+    config = tmp_path / "config.yml"
+    config.write_text(yaml.safe_dump({"state_dir": "state", "cores": 2, "configuration": {
+        "pi.url": fresh_server.url, "pi.tables": "updates", "pi.partition_size": "15",
+        "pi.tags.names": ",".join(p.name for p in points)}}))
+    store = MarkerStore(tmp_path / "state" / "source")
+    outputs = []
+    for leg in range(2):
+        process = subprocess.Popen([sys.executable, "-m", "pi_lakeflow.cli", "stream", "--config", str(config)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        wait_for_poll(store, last_poll(store) + 1, process)  # registered (first leg) or resumed
+        api.clock.advance(20 * MINUTE_TICKS)
+        wait_for_poll(store, last_poll(store) + 2, process)
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=120)
+        outputs.append(out)
+        assert process.returncode == 0 and "stopped; the next start resumes" in out, out[-3000:]
+        assert "Traceback" not in out and "ERROR" not in out, out[-3000:]
+    spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false") \
+        .config("spark.sql.session.timeZone", "UTC").getOrCreate()
+    try:
+        rows = spark.read.parquet(str(tmp_path / "state" / "warehouse" / "pi_timeseries_updates")).collect()
+    finally:
+        spark.stop()
+    landed = Counter(event_row(r.asDict()) for r in rows)
+    assert landed == truth_events(GroundTruth(api), points, NOW, NOW + 40 * MINUTE_TICKS)
+    assert re.search(r"poll \d+: [\d,]+ events", outputs[0])
