@@ -47,20 +47,14 @@ def run_stream(config: LocalConfig, interval: str = "0 seconds") -> int:
                  .option("checkpointLocation", str(config.state_dir / "checkpoints" / UPDATES_NAME))
                  .toTable(UPDATES_NAME))
         say(f"streaming PI updates into {UPDATES_NAME}; Ctrl-C stops")
-        shown, quiet_since = -1, time.monotonic()
+        progress = _Progress(store)
         while query.isActive and not stop.wait(1.0):
-            for progress in query.recentProgress:
-                if progress["batchId"] <= shown:
-                    continue
-                shown = progress["batchId"]
-                line, news = _progress_line(store, progress)
-                if news or time.monotonic() - quiet_since > 30:
-                    say(line)
-                    quiet_since = time.monotonic()
+            progress.show(query.recentProgress)
         if query.exception() is not None:
             say(f"stream failed: {str(query.exception()).splitlines()[0]}")
             return 1
         _stop_between_polls(query, store)
+        progress.show(query.recentProgress)
         say("stopped; the next start resumes after the last committed poll")
         return 0
     finally:
@@ -84,15 +78,30 @@ def _stop_between_polls(query, store: MarkerStore, timeout: float = 120.0) -> No
         store.drain(False)
 
 
-def _progress_line(store: MarkerStore, progress: dict) -> tuple[str, bool]:
-    """A poll's line (events, rate, tags recovered or failing, read latency), and whether it has
-    news (events or problems): polls without news are shown every 30 s only."""
-    poll = int(progress["batchId"]) + 1  # batch 0 is poll 1 (the offsets start at poll 0)
-    found = poll_summary(store, poll)
-    seconds = progress["durationMs"].get("triggerExecution", 0) / 1000
-    latency = (f", latency at read p50 {found['latency_p50']:.2f} s p95 {found['latency_p95']:.2f} s"
-               if found["latency_p50"] is not None else "")
-    rate = progress.get("processedRowsPerSecond") or 0
-    line = (f"poll {poll}: {progress['numInputRows']:,} events in {seconds:.2f} s ({rate:,.0f}/s), "
-            f"{found['recovered']} tags recovered, {found['failed']} failing{latency}")
-    return line, bool(progress["numInputRows"] or found["recovered"] or found["failed"])
+class _Progress:
+    """Prints the polls with news (events or problems) as they commit; without news, one every 30 s."""
+
+    def __init__(self, store: MarkerStore):
+        self.store, self.shown, self.quiet_since = store, -1, time.monotonic()
+
+    def show(self, recent: list[dict]) -> None:
+        for progress in recent:
+            if progress["batchId"] <= self.shown:
+                continue
+            self.shown = progress["batchId"]
+            line, news = self._line(progress)
+            if news or time.monotonic() - self.quiet_since > 30:
+                say(line)
+                self.quiet_since = time.monotonic()
+
+    def _line(self, progress: dict) -> tuple[str, bool]:
+        """A poll's line (events, rate, tags recovered or failing, read latency), and whether it has news."""
+        poll = int(progress["batchId"]) + 1  # batch 0 is poll 1 (the offsets start at poll 0)
+        found = poll_summary(self.store, poll)
+        seconds = progress["durationMs"].get("triggerExecution", 0) / 1000
+        latency = (f", latency at read p50 {found['latency_p50']:.2f} s p95 {found['latency_p95']:.2f} s"
+                   if found["latency_p50"] is not None else "")
+        rate = progress.get("processedRowsPerSecond") or 0
+        line = (f"poll {poll}: {progress['numInputRows']:,} events in {seconds:.2f} s ({rate:,.0f}/s), "
+                f"{found['recovered']} tags recovered, {found['failed']} failing{latency}")
+        return line, bool(progress["numInputRows"] or found["recovered"] or found["failed"])
