@@ -60,7 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tags", type=int, default=1_000)
     parser.add_argument("--minutes", type=float, default=5.0, help="measured window (after a 30 s warm-up)")
-    parser.add_argument("--partition", type=int, default=500, help="pi.partition_size (tags per Spark task)")
+    parser.add_argument("--partition", type=int, default=1_000, help="pi.partition_size (tags per Spark task)")
     args = parser.parse_args()
     with simulator(args.tags, "--sampling", "1s") as url:
         folder = Path(tempfile.mkdtemp(prefix="pi-bench-realtime-"))

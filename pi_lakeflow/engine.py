@@ -26,7 +26,7 @@ from pyspark.sql import SparkSession
 
 from pi_lakeflow.state import StateStore
 from pi_lakeflow.settings import parse
-from pi_lakeflow.tables import ALL_TABLES, datasets
+from pi_lakeflow.tables import datasets
 
 
 def say(text: str) -> None:
@@ -69,9 +69,10 @@ def brief(message: str) -> str:
     return lines[0] + (f"\n          {errors[-1]}" if errors else "") if lines else message
 
 
-def row_counts(spark: SparkSession) -> dict[str, int]:
+def row_counts(spark: SparkSession, tables: list[str]) -> dict[str, int]:
+    """Rows per table; -1 for a table that does not exist yet."""
     counts = {}
-    for table in ALL_TABLES:
+    for table in tables:
         try:
             counts[table] = spark.read.table(table).count()
         except PySparkException:
@@ -109,15 +110,17 @@ def main() -> int:
     for key, value in spec.configuration.items():  # the pipeline configuration, as spark.conf
         spark.conf.set(key, value)
     watcher = PartitionWatcher(store, max(store.batches(), default=0))
+    phases = datasets(parse(spec.configuration).tables)
+    tables = [table for phase in phases for table in phase]
     completed = False
     try:
-        before = row_counts(spark)
+        before = row_counts(spark, tables)
         watcher.start()
         # Bronze first, then silver, as two runs: spark-pipelines 4.3 does not hold back a flow
         # until the flows it reads through a join have finished once their tables exist, so one
         # run would let silver read the bronze of the run before. (A graph runs once: each phase
         # defines its own.)
-        for phase in datasets(parse(spec.configuration).tables):
+        for phase in phases:
             graph = create_dataflow_graph(spark, default_catalog=spec.catalog, default_database=spec.database,
                                           sql_conf=spec.configuration)
             register_definitions(spec_path, SparkConnectGraphElementRegistry(spark, graph), spec, spark, graph)
@@ -129,7 +132,7 @@ def main() -> int:
         watcher.stopped.set()
         watcher.report()
         if completed:
-            after = row_counts(spark)
+            after = row_counts(spark, tables)
             say("tables (rows now, added by this run):")
             for table, rows in after.items():
                 change = rows - max(before.get(table, 0), 0)
