@@ -48,6 +48,11 @@ class SubReply:
         found = error_messages(bytes(self.content)) if self.content else []
         return found or [f"HTTP {self.status}"]
 
+    @property
+    def error(self) -> str:
+        """The status and the server's messages, as one line: what a failed stream reports."""
+        return f"HTTP {self.status}: {'; '.join(self.messages())}"
+
 
 def run_batch(transport: Transport, resources: Mapping[str, str]) -> dict[str, SubReply]:
     """GET every resource (path below the root, with its query) in batch requests.

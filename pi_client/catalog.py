@@ -51,7 +51,7 @@ def _batch_items(client: PiClient, resources: dict[str, str], listing: bool) -> 
     found, errors = [], {}
     for key, reply in client.batch(resources).items():
         if not reply.ok:
-            errors[key] = f"HTTP {reply.status}: {'; '.join(reply.messages())}"
+            errors[key] = reply.error
         elif listing:
             found.extend((key, item) for item in decode(reply.content, _Listing).Items)
         else:

@@ -66,7 +66,7 @@ def owner_values(client: PiClient, owner_web_ids: Iterable[str]) -> Lookup:
     tables, errors = [], {}
     for owner, reply in client.batch({w: f"streamsets/{w}/value" for w in owners}).items():
         if not reply.ok:
-            errors[owner] = f"HTTP {reply.status}: {'; '.join(reply.messages())}"
+            errors[owner] = reply.error
             continue
         items = [i for i in decode(reply.content, OwnerValues).Items if i.Value is not None]
         if not items:

@@ -129,7 +129,7 @@ def _fan_out(client: PiClient, jobs: list[_Job], resource: Callable[[_Job], str]
             elif len(job.tags) > 1:
                 jobs.extend(_Job([progress], job.max_count) for progress in job.tags)
             else:
-                job.tags[0].error = f"HTTP {reply.status}: {'; '.join(reply.messages())}"
+                job.tags[0].error = reply.error
 
 
 def _regroup(client: PiClient, tags: list[_Progress], fixed: str = "", max_tags: int | None = None) -> list[_Job]:

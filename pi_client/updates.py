@@ -85,7 +85,7 @@ def end_timestamps(client: PiClient, web_ids: Iterable[str]) -> tuple[dict[str, 
         if reply.ok:
             found[web_id] = to_ns(msgspec.json.decode(bytes(reply.content))["Timestamp"])
         else:
-            errors[web_id] = f"HTTP {reply.status}: {'; '.join(reply.messages())}"
+            errors[web_id] = reply.error
     return found, errors
 
 
@@ -111,7 +111,7 @@ def poll(client: PiClient, subscriptions: Mapping[str, Subscription]) -> Updates
                 lost.append(web_id_of[group[0]])
                 continue
             if not reply.ok:
-                errors[web_id_of[group[0]]] = f"HTTP {reply.status}: {'; '.join(reply.messages())}"
+                errors[web_id_of[group[0]]] = reply.error
                 continue
             items = decode(reply.content, UpdateStreams).Items
             if len(items) != len(group):

@@ -121,9 +121,6 @@ class MarkerStore:
     def draining(self) -> bool:
         return (self.root / "draining").exists()
 
-    def reset(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
-
 
 def plan_layout(client: PiClient, settings: Settings, previous: pa.Table | None) -> pa.Table:
     """The selected tags in partitions of ``pi.partition_size`` (LAYOUT). Tags of ``previous``
@@ -191,9 +188,10 @@ def poll_summary(store: MarkerStore, poll_number: int) -> dict:
     """What one poll did, over its partitions: events, tags recovered and failed, read latency."""
     parts = [found for p in store.partitions() if (found := store.read(poll_number, p)) is not None]
     tables = [t for t, _ in parts]
-    timed = [(m["latency_p50"], m["latency_p95"], pc.sum(t["events"]).as_py() or 0) for t, m in parts if "latency_p50" in m]
+    events = [pc.sum(t["events"]).as_py() or 0 for t in tables]
+    timed = [(m["latency_p50"], m["latency_p95"], n) for (_, m), n in zip(parts, events) if "latency_p50" in m]
     weight = sum(n for *_, n in timed)
-    return {"events": sum(pc.sum(t["events"]).as_py() or 0 for t in tables),
+    return {"events": sum(events),
             "recovered": sum(pc.sum(t["recovered"]).as_py() or 0 for t in tables),
             "failed": sum(len(t) - t["error"].null_count for t in tables),
             "latency_p50": sum(p50 * n for p50, _, n in timed) / weight if weight else None,
