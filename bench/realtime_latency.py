@@ -2,6 +2,7 @@
 being readable in pi_timeseries_updates.
 
 Run by hand (not a test):  .venv/bin/python bench/realtime_latency.py [--tags 1000] [--minutes 5]
+                            [--transport markers|channels]
 
 The simulator follows the wall clock, every tag recording one value a second (``--sampling 1s``),
 in its own process on the same 2 cores as Spark (the machine has no others). The stream runs for
@@ -12,7 +13,8 @@ that batch (``_spark_metadata/<batch id>``) is what a reader of the table lists,
 modification time is the commit time. Latency = commit time - the value's timestamp, over the
 values timestamped in the measured window. The server's clock and this script's are the same
 clock here. Nothing lost, nothing twice: the values the server recorded in the window are read
-back with pi_client.read_recorded and compared with the landed Add rows.
+back with pi_client.read_recorded and compared with the landed Add rows (channels: with the
+landed rows of any action, since a value that arrives after a newer one lands as an Update).
 """
 
 from __future__ import annotations
@@ -61,12 +63,15 @@ def main() -> None:
     parser.add_argument("--tags", type=int, default=1_000)
     parser.add_argument("--minutes", type=float, default=5.0, help="measured window (after a 30 s warm-up)")
     parser.add_argument("--partition", type=int, default=1_000, help="pi.partition_size (tags per Spark task)")
+    parser.add_argument("--transport", choices=("markers", "channels"), default="markers",
+                        help="pi.updates.transport (channels: the simulator pushes every second)")
     args = parser.parse_args()
     with simulator(args.tags, "--sampling", "1s") as url:
         folder = Path(tempfile.mkdtemp(prefix="pi-bench-realtime-"))
         config = folder / "config.yml"
         config.write_text(yaml.safe_dump({"state_dir": "state", "cores": 2, "configuration": {
-            "pi.url": url, "pi.tables": "updates", "pi.partition_size": str(args.partition)}}))
+            "pi.url": url, "pi.tables": "updates", "pi.partition_size": str(args.partition),
+            "pi.updates.transport": args.transport}}))
         stream = subprocess.Popen([sys.executable, "-m", "pi_lakeflow.cli", "stream", "--config", str(config)],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         first_poll = None
@@ -105,9 +110,12 @@ def main() -> None:
             recorded = read_recorded(client, web_ids, window_start, window_end).values
         expected = Counter(zip(recorded["web_id"].to_pylist(), recorded["timestamp"].cast(pa.int64()).to_pylist(),
                                recorded["ordinal"].to_pylist()))
-        landed = Counter(zip(adds["web_id"].to_pylist(), adds["timestamp_ns"].to_pylist(), adds["ordinal"].to_pylist()))
+        counted = adds if args.transport == "markers" else in_window
+        landed = Counter(zip(counted["web_id"].to_pylist(), counted["timestamp_ns"].to_pylist(),
+                             counted["ordinal"].to_pylist()))
     seconds = (window_end - window_start) / 1e9
-    print(f"{args.tags:,} tags at 1 Hz, partitions of {args.partition}, 2 cores, {seconds / 60:.1f} minutes measured")
+    print(f"{args.tags:,} tags at 1 Hz, {args.transport}, partitions of {args.partition}, 2 cores, "
+          f"{seconds / 60:.1f} minutes measured")
     print(f"  values in the window        {len(adds):,} landed ({len(adds) / seconds:,.0f}/s), "
           f"{sum(expected.values()):,} recorded by the server")
     print(f"  missing / extra / twice     {sum((expected - landed).values())} / {sum((landed - expected).values())} / "

@@ -8,14 +8,15 @@ The public surface::
     data_servers, find_points, points_by_path, points_by_web_id
     asset_servers, asset_databases, find_database, elements, attributes, element_templates, points_from_af
     find_event_frames, owner_values
-    updates.register, updates.poll
+    updates.register, updates.poll, updates.recorded_since
+    channels.open_channel                               # WebSocket push (asyncio)
     schemas                                             # every Arrow schema, declared once
 
 Errors: PiError and its subclasses PiConfigError, PiConnectionError, PiHttpError, PiAuthError,
 PiDecodeError.
 """
 
-from . import schemas, updates
+from . import channels, schemas, updates
 from .auth import Anonymous, Basic, Bearer, Kerberos, OidcClientCredentials
 from .catalog import (Lookup, asset_databases, asset_servers, attributes, data_servers, element_templates, elements,
                       find_database, find_points, points_by_path, points_by_web_id, points_from_af)
@@ -32,5 +33,5 @@ __all__ = [
     "RetryPolicy", "SEARCH_MODES", "Tag", "asset_databases", "asset_servers", "attributes", "data_servers",
     "element_templates", "elements", "find_database", "find_event_frames", "find_points", "owner_values",
     "points_by_path", "points_by_web_id", "points_from_af", "read_interpolated", "read_recorded", "read_summaries",
-    "schemas", "to_ns", "to_pi_time", "updates",
+    "schemas", "to_ns", "to_pi_time", "updates", "channels",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from typing import Callable
+from urllib.parse import urlsplit
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
@@ -29,6 +30,13 @@ class PiAuth(AuthBase):
 
     def __call__(self, request):
         return request
+
+    def handshake_headers(self, url: str) -> dict[str, str]:
+        """The headers that authenticate a connection ``requests`` does not make: the WebSocket
+        handshake of a channel to ``url``."""
+        prepared = self(requests.Request("GET", url).prepare())
+        found = prepared.headers.get("Authorization")
+        return {"Authorization": found} if found else {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.identity})"
@@ -51,7 +59,16 @@ class Basic(PiAuth):
         return self._basic(request)
 
 
-class Bearer(PiAuth):
+class _ClaimsBased(PiAuth):
+    """Bearer tokens: the PI Web API accepts them on requests, not on channels."""
+
+    def handshake_headers(self, url: str) -> dict[str, str]:
+        raise PiConfigError(f"PI Web API channels do not accept {self.identity} (claims-based authentication); "
+                            "open channels with basic, Kerberos or anonymous access, or read stream updates "
+                            "(markers), which accept every scheme.")
+
+
+class Bearer(_ClaimsBased):
     """A bearer token obtained elsewhere (claims-based authentication)."""
 
     def __init__(self, token: str):
@@ -65,7 +82,7 @@ class Bearer(PiAuth):
         return request
 
 
-class OidcClientCredentials(PiAuth):
+class OidcClientCredentials(_ClaimsBased):
     """OpenID Connect client-credentials grant; the token is renewed before it expires.
 
     The token endpoint is ``token_url`` when given, else the ``token_endpoint`` of the server's
@@ -164,3 +181,8 @@ class Kerberos(PiAuth):
 
     def __call__(self, request):
         return self._kerberos(request)
+
+    def handshake_headers(self, url: str) -> dict[str, str]:
+        """A Negotiate token sent up front: a WebSocket handshake cannot answer a 401 challenge."""
+        host = urlsplit(url).hostname
+        return {"Authorization": self._kerberos.generate_request_header(None, host, is_preemptive=True)}

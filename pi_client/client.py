@@ -10,6 +10,7 @@ Every reading function of pi_client takes a client as its first argument::
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 from dataclasses import dataclass
 
 from .auth import PiAuth
@@ -79,6 +80,21 @@ class PiClient:
     @property
     def url(self) -> str:
         return self.transport.url
+
+    def url_groups(self, values: list[str]) -> list[list[str]]:
+        """``values`` (WebIds or markers) in groups whose query (``name=value&...``) fits in a URL,
+        at most ``limits.tags_per_request`` each."""
+        room = self.limits.max_url_length - len(self.url) - 100
+        groups: list[list[str]] = []
+        length = room
+        for value in values:
+            cost = len(quote(value, safe="")) + 8
+            if length + cost > room or len(groups[-1]) >= self.limits.tags_per_request:
+                groups.append([])
+                length = 0
+            groups[-1].append(value)
+            length += cost
+        return groups
 
     def get(self, path: str, kind: type, params=None):
         """GET ``path`` and decode the reply into ``kind``."""

@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import re
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -155,6 +156,22 @@ class Transport:
 
     def close(self) -> None:
         self.session.close()
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """TLS for connections ``requests`` does not make (channels): the same verification, or
+        ``None`` for a plain ``http://`` server."""
+        if not self.url.startswith("https://"):
+            return None
+        if self._verify is False:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        if isinstance(self._verify, str):
+            folder = os.path.isdir(self._verify)
+            return ssl.create_default_context(cafile=None if folder else self._verify,
+                                              capath=self._verify if folder else None)
+        return ssl.create_default_context(cafile=requests.certs.where())  # the CAs requests trusts
 
     def url_for(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else f"{self.url}/{path.lstrip('/')}"

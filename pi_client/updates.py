@@ -50,7 +50,7 @@ class UpdatesResult:
 def register(client: PiClient, web_ids: Iterable[str], cursor: int) -> dict[str, Subscription]:
     """Register streams for updates (``POST streamsets/updates``, as many per request as the URL allows)."""
     found: dict[str, Subscription] = {}
-    for group in _url_groups(client, list(dict.fromkeys(web_ids))):
+    for group in client.url_groups(list(dict.fromkeys(web_ids))):
         query = "&".join(f"webId={quote(w, safe='')}" for w in group)
         for item in decode(client.transport.post(f"streamsets/updates?{query}"), Registrations).Items:
             if item.LatestMarker:
@@ -58,22 +58,6 @@ def register(client: PiClient, web_ids: Iterable[str], cursor: int) -> dict[str,
             else:
                 raise PiError(f"Registering {item.Source} for updates failed: {item.Status} {item.Exception}")
     return found
-
-
-def _url_groups(client: PiClient, values: list[str]) -> list[list[str]]:
-    """``values`` (WebIds or markers) in groups whose query (``name=value&...``) fits in a URL,
-    at most ``tags_per_request`` each."""
-    room = client.limits.max_url_length - len(client.url) - 100
-    groups: list[list[str]] = []
-    length = room
-    for value in values:
-        cost = len(quote(value, safe="")) + 8
-        if length + cost > room or len(groups[-1]) >= client.limits.tags_per_request:
-            groups.append([])
-            length = 0
-        groups[-1].append(value)
-        length += cost
-    return groups
 
 
 def end_timestamps(client: PiClient, web_ids: Iterable[str]) -> tuple[dict[str, int], dict[str, str]]:
@@ -97,7 +81,7 @@ def poll(client: PiClient, subscriptions: Mapping[str, Subscription]) -> Updates
     by marker, so that one lost marker or failing stream does not hold back the others."""
     subs = dict(subscriptions)
     web_id_of = {s.marker: w for w, s in subs.items()}
-    groups = {f"group {i}": g for i, g in enumerate(_url_groups(client, [s.marker for s in subs.values()]))}
+    groups = {f"group {i}": g for i, g in enumerate(client.url_groups([s.marker for s in subs.values()]))}
     replies = _updates_replies(client, groups)
     retry = {f"marker {m}": [m] for key, group in groups.items() if not replies[key].ok and len(group) > 1
              for m in group}
@@ -144,14 +128,23 @@ def _latest_by_stream(events: pa.Table) -> dict[str, int]:
 def _recover(client: PiClient, subs: dict[str, Subscription], lost: list[str], errors: dict[str, str]) -> pa.Table:
     """Register lost streams again, then re-read their recorded values from each cursor."""
     fresh = register(client, lost, 0)
-    horizon = time.time_ns() + 86_400 * NS_PER_SECOND  # beyond the server's now: "everything so far"
-    result = read_recorded(client, [Tag(w, subs[w].name) for w in lost], 0, horizon,
-                           cursors={w: subs[w].cursor for w in lost})
-    errors.update(result.errors)
-    values = result.values
+    values, failed = recorded_since(client, {w: subs[w].cursor for w in lost}, {w: subs[w].name for w in lost})
+    errors.update(failed)
     latest = _latest_by_stream(values) if values.num_rows else {}
     for web_id in lost:
         subs[web_id] = replace(subs[web_id], marker=fresh[web_id].marker,
                                cursor=max(subs[web_id].cursor, latest.get(web_id, subs[web_id].cursor)))
-    return values.append_column(pa.field("action", pa.string(), nullable=False),
-                                pa.array(["Add"] * values.num_rows, pa.string())).cast(schemas.UPDATES)
+    return values
+
+
+def recorded_since(client: PiClient, cursors: Mapping[str, int], names: Mapping[str, str]
+                   ) -> tuple[pa.Table, dict[str, str]]:
+    """Every recorded value from each stream's cursor (included) to the server's now, as events
+    with the action "Add" (schemas.UPDATES), and the errors per stream: how a stream whose updates
+    were lost (an expired marker, a closed channel) catches up."""
+    horizon = time.time_ns() + 86_400 * NS_PER_SECOND  # beyond the server's now: "everything so far"
+    result = read_recorded(client, [Tag(w, names.get(w, "")) for w in cursors], 0, horizon, cursors=cursors)
+    values = result.values
+    events = values.append_column(pa.field("action", pa.string(), nullable=False),
+                                  pa.array(["Add"] * values.num_rows, pa.string())).cast(schemas.UPDATES)
+    return events, result.errors

@@ -92,6 +92,20 @@ class MarkerStore:
         path = self._poll_dir(poll_number) / f"part-{partition:05d}.arrow"
         return read_arrow(path) if path.is_file() else None
 
+    def write_events(self, poll_number: int, partition: int, events: pa.Table) -> None:
+        write_arrow(self._poll_dir(poll_number) / f"events-{partition:05d}.arrow", events.cast(UPDATES), {})
+
+    def events(self, poll_number: int, partition: int) -> pa.Table | None:
+        """The rows a channel poll landed for a partition (channels only: a marker poll reads its
+        events from the server in its task)."""
+        path = self._poll_dir(poll_number) / f"events-{partition:05d}.arrow"
+        return read_arrow(path)[0] if path.is_file() else None
+
+    def latest(self) -> dict[str, dict]:
+        """Every tag's row (MARKERS) after the newest poll that has its partition."""
+        newest = (self.before(1 << 62, p) for p in self.partitions())
+        return {r["web_id"]: r for table in newest if table is not None for r in table.to_pylist()}
+
     def polls(self) -> list[int]:
         folder = self.root / "polls"
         return sorted(int(p.name) for p in folder.iterdir()) if folder.is_dir() else []
@@ -159,10 +173,12 @@ def read_poll(client: PiClient, store: MarkerStore, poll_number: int, partition:
             result = poll(client, subscriptions)
             errors.update(result.errors)
             recovered = result.recovered
-            values = _skip_landed_at_cursor(result.events, {w: rows[w] for w in recovered})
+            values = skip_landed_at_cursor(result.events, {w: rows[w] for w in recovered})
             events = landing_columns(values, poll_number, started_ns, UPDATES)
             adds = _adds_per_timestamp(values)
-            rows = {w: _after(r, result.subscriptions.get(w), adds) for w, r in rows.items()}
+            subscribed = result.subscriptions  # a tag the poll failed for keeps its marker and cursor
+            rows = {w: after_landing({**r, "marker": subscribed[w].marker}, subscribed[w].cursor, adds)
+                    if w in subscribed else r for w, r in rows.items()}
     except PiError as error:
         errors = {w: str(error) for w in rows}
     if len(events):
@@ -173,6 +189,19 @@ def read_poll(client: PiClient, store: MarkerStore, poll_number: int, partition:
                                    "error": errors.get(w)} for w, r in rows.items()], schema=MARKERS)
     store.write(poll_number, partition, table, {"started_ns": started_ns, "seconds": (time.time_ns() - started_ns) / 1e9,
                                                 **_read_latency(events)})
+
+
+def write_pushed(store: MarkerStore, poll_number: int, events: pa.Table, rows: pa.Table) -> None:
+    """A channel poll (pi_lakeflow.channels): for each partition of the layout, its events as rows
+    of pi_timeseries_updates, then its tags' rows (MARKERS), in the files a marker poll writes."""
+    started_ns = time.time_ns()
+    layout = store.layout()
+    for partition in store.partitions():
+        tags = layout.filter(pc.equal(layout["partition"], partition))["web_id"]
+        landed = landing_columns(events.filter(pc.is_in(events["web_id"], tags)), poll_number, started_ns, UPDATES)
+        store.write_events(poll_number, partition, landed)
+        store.write(poll_number, partition, rows.filter(pc.is_in(rows["web_id"], tags)),
+                    {"started_ns": started_ns, "seconds": 0.0, **_read_latency(landed)})
 
 
 def _read_latency(events: pa.Table) -> dict:
@@ -208,7 +237,7 @@ def _register(client: PiClient, rows: dict[str, dict], errors: dict[str, str]) -
     return {w: {**rows[w], "marker": fresh[w].marker, "cursor_ns": ends[w], "at_cursor": 1} for w in ends}
 
 
-def _skip_landed_at_cursor(events: pa.Table, lost: dict[str, dict]) -> pa.Table:
+def skip_landed_at_cursor(events: pa.Table, lost: dict[str, dict]) -> pa.Table:
     """Drop, of the tags whose marker was lost, the re-read values at their cursor that had landed
     (the re-read starts at the cursor; the first ``at_cursor`` values there are repeats)."""
     if not lost or not len(events):
@@ -234,11 +263,24 @@ def _adds_per_timestamp(events: pa.Table) -> dict[tuple[str, int], int]:
     return dict(zip(zip(counted["web_id"].to_pylist(), counted["ns"].to_pylist()), counted["count_all"].to_pylist()))
 
 
-def _after(row: dict, subscription: Subscription | None, adds: dict[tuple[str, int], int]) -> dict:
-    """A tag's marker and cursor after a poll; ``at_cursor`` counts the Adds at the new cursor."""
-    if subscription is None:  # the poll failed for this tag: it keeps its marker
+def land(rows: dict[str, dict], events: pa.Table) -> None:
+    """Move the cursors of ``rows`` (MARKERS rows by WebId) past the Adds of ``events``."""
+    if not len(events):
+        return
+    adds = _adds_per_timestamp(events)
+    newest: dict[str, int] = {}
+    for web_id, stamp in adds:
+        newest[web_id] = max(stamp, newest.get(web_id, stamp))
+    for web_id, stamp in newest.items():
+        row = rows[web_id]
+        rows[web_id] = after_landing(row, max(stamp, row["cursor_ns"] if row["cursor_ns"] is not None else stamp), adds)
+
+
+def after_landing(row: dict, cursor: int | None, adds: dict[tuple[str, int], int]) -> dict:
+    """A tag's row with its new cursor (``None``: unchanged, the read failed for it);
+    ``at_cursor`` counts the Adds at the new cursor."""
+    if cursor is None:
         return row
-    cursor = subscription.cursor
     at_new = adds.get((row["web_id"], cursor), 0)
     at_cursor = row["at_cursor"] + at_new if cursor == row["cursor_ns"] else at_new
-    return {**row, "marker": subscription.marker, "cursor_ns": cursor, "at_cursor": at_cursor}
+    return {**row, "cursor_ns": cursor, "at_cursor": at_cursor}

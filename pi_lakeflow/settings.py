@@ -21,6 +21,7 @@ from pi_client import SEARCH_MODES, PiConfigError, to_ns
 NS_PER_SECOND = 1_000_000_000
 AUTH_SCHEMES = ("anonymous", "basic", "bearer", "oidc", "kerberos")
 TABLE_SETS = ("all", "timeseries", "catalog", "updates")
+TRANSPORTS = ("markers", "channels")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -68,6 +69,9 @@ KEYS: tuple[Key, ...] = (
     Key("pi.tables", "all", "which tables this pipeline makes: all, timeseries (values, log, cursors, their "
                             "silver, quarantine and quality metrics), catalog (points, AF, event frames and "
                             "their silver) or updates (pi_timeseries_updates: real time, from stream updates)"),
+    Key("pi.updates.transport", "markers", "how pi.tables updates reads: markers (stream updates polled: Add, "
+                                           "Update and Delete, any pi.auth) or channels (WebSocket push, lowest "
+                                           "latency: no deletes, not with pi.auth bearer or oidc)"),
     Key("pi.shard", "0/1", "INDEX/COUNT: this pipeline reads the tags whose WebId hashes to INDEX of COUNT"),
     Key("pi.catalog_schema", "", "schema of pi_points and the AF and event frame tables when another pipeline "
                                  "makes them (catalog.schema); empty: this pipeline's own schema"),
@@ -107,6 +111,7 @@ class Settings:
     event_frames_start: str
     search_mode: str
     tables: str
+    updates_transport: str
     shard: tuple[int, int]
     catalog_schema: str
     future_tolerance_ns: int
@@ -232,7 +237,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "pi.partition_size": _positive_int, "pi.requests_per_second": _rate,
     "pi.event_frames.templates": _names, "pi.event_frames.start": _maybe_time,
     "pi.event_frames.search_mode": _choice(SEARCH_MODES), "pi.state_path": _path,
-    "pi.tables": _choice(TABLE_SETS), "pi.shard": _shard, "pi.catalog_schema": _schema_name,
+    "pi.tables": _choice(TABLE_SETS), "pi.updates.transport": _choice(TRANSPORTS), "pi.shard": _shard, "pi.catalog_schema": _schema_name,
     "pi.quality.future_tolerance": _duration,
 }
 
@@ -280,6 +285,9 @@ def _check_together(settings: Settings) -> None:
             raise SettingsError(f"{key} is needed with pi.auth {settings.auth}")
     if settings.tag_names and settings.af_root:
         raise SettingsError("pi.tags.names and pi.tags.af_root select tags in different ways; set one of them")
+    if settings.updates_transport == "channels" and settings.auth in ("bearer", "oidc"):
+        raise SettingsError(f"pi.updates.transport channels does not work with pi.auth {settings.auth}: PI Web API "
+                            "channels accept basic, kerberos or anonymous; use pi.updates.transport markers")
     if settings.af_root and not settings.af_database:
         raise SettingsError("pi.tags.af_root needs pi.af.database (the database the path is in)")
 

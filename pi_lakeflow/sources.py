@@ -5,7 +5,9 @@
   The offset is the batch number; the per-tag cursors are in the state store (see state.py).
 * ``pi_updates`` (streaming, real time): each micro-batch is one poll of PI stream updates; its
   partitions are tag groups, each task calling :func:`realtime.read_poll`. The offset is the poll
-  number; the markers are in the state store (see realtime.py).
+  number; the markers are in the state store (see realtime.py). With ``pi.updates.transport``
+  channels, the reader on the driver holds the channels (channels.py) and writes what they pushed
+  as the next poll's files; the tasks read those files.
 * ``pi_catalog`` (batch, option ``table``): a table of tables.CATALOG, read from the server, or
   of tables.STATE (``pi_ingestion_log``, ``pi_tag_cursors``), read from the state store; one task.
 
@@ -28,7 +30,8 @@ from . import tables
 from .connection import connect
 from .discovery import catalog_table
 from .extract import plan_batch, read_partition
-from .realtime import KEEP_POLLS, MarkerStore, plan_layout, read_poll
+from .channels import ChannelListener
+from .realtime import KEEP_POLLS, MarkerStore, plan_layout, read_poll, write_pushed
 from .settings import Settings, parse
 from .state import StateStore, ingestion_log, tag_cursors
 
@@ -104,31 +107,54 @@ class UpdatesReader(DataSourceStreamReader):
         self.settings = _settings(options)
         self.store = MarkerStore(self.settings.state_path)
         self.selected = False
+        self.pushed = self.settings.updates_transport == "channels"
+        self.listener: ChannelListener | None = None
 
     def initialOffset(self) -> dict:
         return {"poll": 0}
 
     def latestOffset(self, start: dict, limit) -> dict:
-        """One poll after the last: every trigger polls (a poll with no news lands no rows), until
-        the store is draining (a local stop). The tags are selected when the stream starts."""
+        """Markers: one poll after the last, every trigger (a poll with no news lands no rows).
+        Channels: a poll when the channels pushed something (or a tag's state changed). Neither
+        once the store is draining (a local stop). The tags are selected when the stream starts."""
         if self.store.draining():
+            self.stop()
             return start
         if not self.selected:
             with connect(self.settings) as client:
                 self.store.write_layout(plan_layout(client, self.settings, self.store.layout()))
             self.selected = True
-        return {"poll": start["poll"] + 1}
+        if not self.pushed:
+            return {"poll": start["poll"] + 1}
+        if self.listener is None:
+            self.listener = ChannelListener(self.settings, self.store.layout(), self.store.latest()).start()
+        taken = self.listener.take()
+        if taken is None:
+            return start
+        poll = max([start["poll"], *self.store.polls()]) + 1  # after a poll written but never offered
+        write_pushed(self.store, poll, *taken)
+        return {"poll": poll}
 
     def partitions(self, start: dict, end: dict) -> list[PollPartition]:
-        return [PollPartition(end["poll"], p) for p in self.store.partitions()]
+        polls = [n for n in self.store.polls() if start["poll"] < n <= end["poll"]] if self.pushed else [end["poll"]]
+        return [PollPartition(n, p) for n in polls for p in self.store.partitions()]
 
     def read(self, partition: PollPartition) -> Iterator[pa.RecordBatch]:
+        if self.pushed:
+            events = self.store.events(partition.poll, partition.partition)
+            yield from events.to_batches(max_chunksize=100_000) if events is not None else ()
+            return
         with connect(self.settings) as client:
             for events in read_poll(client, self.store, partition.poll, partition.partition):
                 yield from events.to_batches(max_chunksize=100_000)
 
     def commit(self, end: dict) -> None:
         self.store.prune(end["poll"] - KEEP_POLLS)
+
+    def stop(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()
+            self.listener = None
 
 
 class UpdatesSource(DataSource):

@@ -26,6 +26,7 @@ def serve_channel(handler, api: PiWebApi, path: str, query: Query) -> None:
     except ApiError as error:
         return handler._send(Reply.error(error.status, *error.messages))
     accept = base64.b64encode(hashlib.sha1((handler.headers["Sec-WebSocket-Key"] + _GUID).encode()).digest())
+    last = api.now()  # subscribed before the client hears it is: nothing after its 101 is missed
     handler.send_response(101, "Switching Protocols")
     handler.send_header("Upgrade", "websocket")
     handler.send_header("Connection", "Upgrade")
@@ -34,7 +35,6 @@ def serve_channel(handler, api: PiWebApi, path: str, query: Query) -> None:
     handler.close_connection = True
     sock = handler.connection
     select_all = FieldSelection(None)
-    last = api.now()
     if query.boolean("includeInitialValues", False):
         entries = [(api.stream_header(p, a), p, api.series.latest(p, last)) for p, a in streams]
         _send_text(sock, b"".join(bytes(c) for c in api.render_streams(entries, select_all)))

@@ -6,7 +6,8 @@ Loaded by the Databricks CLI through the ``python:`` section of databricks.yml (
 Databricks recommends a continuous job over the pipeline's own ``continuous`` flag (deprecated in
 the bundle schema): the job restarts the pipeline when it fails, and the pipeline stays triggered
 for a one-off refresh. Its configuration is the time-series pipeline's, so it reads the same tags
-with the same credentials; its stream-update markers are in ``<pi.state_path>/updates``.
+with the same credentials; its stream-update markers are in ``<pi.state_path>/updates``. The
+variable ``realtime_transport`` sets its ``pi.updates.transport`` (markers or channels).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ REALTIME_JOB = "pi_lakeflow_realtime_stream"
 @variables
 class Variables:
     realtime: Variable[str]
+    realtime_transport: Variable[str]
 
 
 def enabled(bundle: Bundle) -> bool:
@@ -31,13 +33,20 @@ def enabled(bundle: Bundle) -> bool:
     return value == "true"
 
 
+def transport(bundle: Bundle) -> str:
+    value = str(bundle.resolve_variable(Variables.realtime_transport)).lower()
+    if value not in ("markers", "channels"):
+        raise ValueError(f"variable realtime_transport must be markers or channels, not {value!r}")
+    return value
+
+
 def load_resources(bundle: Bundle) -> Resources:
     resources = Resources()
     if not enabled(bundle):
         return resources
     base = yaml_pipeline()
-    resources.add_pipeline(REALTIME, {**base, "name": REALTIME,
-                                      "configuration": {**base["configuration"], "pi.tables": "updates"}})
+    configuration = {**base["configuration"], "pi.tables": "updates", "pi.updates.transport": transport(bundle)}
+    resources.add_pipeline(REALTIME, {**base, "name": REALTIME, "configuration": configuration})
     resources.add_job(REALTIME_JOB, {
         "name": "pi_lakeflow real-time stream",
         "continuous": {"pause_status": "UNPAUSED"},

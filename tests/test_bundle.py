@@ -136,15 +136,19 @@ def test_the_realtime_target_adds_the_updates_pipeline_run_by_a_continuous_job()
     prod_root = bundle["targets"]["prod"]["workspace"]["root_path"].replace("${bundle.target}", "prod")
     assert target["workspace"]["root_path"] == prod_root
     assert "resources.realtime:load_resources" in bundle["python"]["resources"]
-    added = realtime.load_resources(Bundle(target="realtime", variables={"realtime": "true"}))
+    added = realtime.load_resources(Bundle(target="realtime", variables={"realtime": "true",
+                                                                          "realtime_transport": "channels"}))
     pipeline, job = added.pipelines[realtime.REALTIME], added.jobs[realtime.REALTIME_JOB]
     assert sorted(pipeline.configuration) == sorted(KEY_NAMES) and pipeline.configuration["pi.tables"] == "updates"
+    assert pipeline.configuration["pi.updates.transport"] == "channels"
     assert pipeline.serverless is True and not pipeline.continuous  # the job runs it continuously
     assert job.continuous.pause_status.value == "UNPAUSED" and job.schedule is None
     assert job.as_dict()["tasks"][0]["pipeline_task"]["pipeline_id"] == f"${{resources.pipelines.{realtime.REALTIME}.id}}"
     assert not realtime.load_resources(Bundle(target="prod", variables={"realtime": "false"})).pipelines
     with pytest.raises(ValueError, match="realtime must be true or false"):
         realtime.load_resources(Bundle(target="prod", variables={"realtime": "yes"}))
+    with pytest.raises(ValueError, match="realtime_transport must be markers or channels"):
+        realtime.load_resources(Bundle(target="prod", variables={"realtime": "true", "realtime_transport": "ws"}))
 
 
 def test_the_dashboard_loads_and_queries_only_the_pipelines_tables(resources):

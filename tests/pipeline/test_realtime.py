@@ -12,16 +12,18 @@ import sys
 import time
 from collections import Counter
 
+import pyarrow as pa
 import pytest
 import yaml
 from pyspark.sql import SparkSession
 
 from pi_client import PiClient
 from pi_client.times import to_ns
-from pi_lakeflow.realtime import MarkerStore, plan_layout, read_poll
+from pi_lakeflow.channels import ChannelListener
+from pi_lakeflow.realtime import MarkerStore, plan_layout, read_poll, write_pushed
 from pi_lakeflow.settings import parse
 from pi_simulator import GroundTruth
-from tests.conftest import NOW, truth_json, value_json
+from tests.conftest import NOW, make_server, truth_json, value_json
 
 MINUTE_TICKS = 600_000_000
 TAGS = 40
@@ -140,13 +142,21 @@ def wait_for_poll(store: MarkerStore, number: int, process: subprocess.Popen, ti
         time.sleep(0.2)
 
 
-def test_stream_stops_on_ctrl_c_and_resumes_losing_and_repeating_nothing(fresh_server, tmp_path):
+def without_action(events: Counter) -> Counter:
+    found = Counter()
+    for (name, action, *rest), count in events.items():
+        found[(name, *rest)] += count
+    return found
+
+
+@pytest.mark.parametrize("transport", ["markers", "channels"])
+def test_stream_stops_on_ctrl_c_and_resumes_losing_and_repeating_nothing(fresh_server, tmp_path, transport):
     api = fresh_server.api
     points = api.plant.points[:TAGS]
     config = tmp_path / "config.yml"
     config.write_text(yaml.safe_dump({"state_dir": "state", "cores": 2, "configuration": {
         "pi.url": fresh_server.url, "pi.tables": "updates", "pi.partition_size": "15",
-        "pi.tags.names": ",".join(p.name for p in points)}}))
+        "pi.updates.transport": transport, "pi.tags.names": ",".join(p.name for p in points)}}))
     store = MarkerStore(tmp_path / "state" / "source")
     outputs = []
     for leg in range(2):
@@ -154,7 +164,8 @@ def test_stream_stops_on_ctrl_c_and_resumes_losing_and_repeating_nothing(fresh_s
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         wait_for_poll(store, last_poll(store) + 1, process)  # registered (first leg) or resumed
         api.clock.advance(20 * MINUTE_TICKS)
-        wait_for_poll(store, last_poll(store) + 2, process)
+        # A marker poll may have started before the clock moved; channels write a poll per news.
+        wait_for_poll(store, last_poll(store) + (2 if transport == "markers" else 1), process)
         process.send_signal(signal.SIGINT)
         out, _ = process.communicate(timeout=120)
         outputs.append(out)
@@ -167,5 +178,110 @@ def test_stream_stops_on_ctrl_c_and_resumes_losing_and_repeating_nothing(fresh_s
     finally:
         spark.stop()
     landed = Counter(event_row(r.asDict()) for r in rows)
-    assert landed == truth_events(GroundTruth(api), points, NOW, NOW + 40 * MINUTE_TICKS)
+    changes = truth_events(GroundTruth(api), points, NOW, NOW + 40 * MINUTE_TICKS)
+    if transport == "markers":
+        assert landed == changes
+    else:  # no deletes; Add or Update as the cursors were at each push (the test above checks those)
+        assert without_action(landed) == without_action(+Counter({k: v for k, v in changes.items() if k[1] != "Delete"}))
     assert re.search(r"poll \d+: [\d,]+ events", outputs[0])
+
+
+# ---- channels (pi.updates.transport: channels) ----------------------------------------------
+
+def pushed_truth(truth: GroundTruth, points, since_ticks: int, now_ticks: int, cursors: dict) -> Counter:
+    """What channels land for the changes in (since, now]: no deletes; a value newer than its
+    tag's cursor (``cursors``: WebId to cursor_ns before the push) is an Add, another an Update."""
+    found = Counter()
+    for (name, _, stamp, *rest), count in truth_events(truth, points, since_ticks, now_ticks).items():
+        if _ != "Delete":
+            web_id = next(p.web_id for p in points if p.name == name)
+            found[(name, "Add" if stamp > cursors[web_id] else "Update", stamp, *rest)] += count
+    return found
+
+
+@pytest.fixture
+def pushing(tmp_path):
+    """A channel listener's polls, taken and written as the source does, against a simulator that
+    pushes every 50 ms."""
+    with make_server(channel_interval=0.05) as server:
+        api = server.api
+        settings = parse({"pi.url": server.url, "pi.state_path": str(tmp_path), "pi.partition_size": "15",
+                          "pi.updates.transport": "channels",
+                          "pi.tags.names": ",".join(p.name for p in api.plant.points[:TAGS])})
+        store = MarkerStore(tmp_path)
+        with PiClient(server.url) as client:
+            store.write_layout(plan_layout(client, settings, None))
+        listeners = []
+
+        def start() -> ChannelListener:
+            listeners.append(ChannelListener(settings, store.layout(), store.latest()).start())
+            return listeners[-1]
+
+        def take(listener: ChannelListener, poll_number: int, settle: float = 0.5, healthy: bool = False) -> Counter:
+            """Wait for news (``healthy``: until no tag has an error), let the pushes settle, write
+            what came as poll ``poll_number``; its rows."""
+            deadline, events, rows = time.monotonic() + 60, [], None
+            while rows is None or (healthy and rows["error"].null_count < len(rows)):
+                assert time.monotonic() < deadline, "the channels brought nothing in 60 s"
+                time.sleep(0.05)
+                if (taken := listener.take()) is not None:
+                    events.append(taken[0])
+                    rows = taken[1]
+            time.sleep(settle)
+            if (more := listener.take()) is not None:
+                events.append(more[0])
+                rows = more[1]
+            write_pushed(store, poll_number, pa.concat_tables(events), rows)
+            return Counter(event_row(r) for p in store.partitions() for r in store.events(poll_number, p).to_pylist())
+        try:
+            yield api, store, start, take
+        finally:
+            for listener in listeners:
+                listener.stop()
+
+
+def cursors_after(store: MarkerStore, poll_number: int) -> dict:
+    return {w: r["cursor_ns"] for w, r in state_after(store, poll_number).items()}
+
+
+def test_channels_land_every_pushed_value_once_and_catch_up_after_a_stop(pushing):
+    api, store, start, take = pushing
+    truth, points = GroundTruth(api), api.plant.points[:TAGS]
+    listener = start()
+    assert take(listener, 1) == Counter()  # open: each new tag starts at its newest recorded value
+    assert all(r["cursor_ns"] and not r["error"] for r in state_after(store, 1).values())
+
+    for poll_number, since in ((2, NOW), (3, NOW + 30 * MINUTE_TICKS)):
+        cursors = cursors_after(store, poll_number - 1)
+        api.clock.advance((30 if poll_number == 2 else 10) * MINUTE_TICKS)
+        landed = take(listener, poll_number)
+        assert landed == pushed_truth(truth, points, since, api.now(), cursors)
+    assert Counter(action for _, action, *_ in landed.elements())["Update"], "no edit of an earlier value"
+
+    # Stopped for 10 minutes: the next listener reads the recorded values after each cursor.
+    listener.stop()
+    cursors = state_after(store, 3)
+    api.clock.advance(10 * MINUTE_TICKS)
+    listener = start()
+    caught_up = take(listener, 4)
+    assert caught_up == truth_since_cursor(truth, points, cursors)
+    assert all(r["recovered"] for r in state_after(store, 4).values())
+
+    api.clock.advance(10 * MINUTE_TICKS)
+    assert take(listener, 5) == pushed_truth(truth, points, NOW + 50 * MINUTE_TICKS, api.now(), cursors_after(store, 4))
+
+
+def test_channels_that_cannot_open_land_nothing_and_catch_up_once_they_do(pushing):
+    api, store, start, take = pushing
+    first = start()
+    take(first, 1)
+    first.stop()
+    cursors = state_after(store, 1)
+    api.server_config = dataclasses.replace(api.server_config, fault_rate=1.0, faults=("503",))
+    listener = start()
+    assert take(listener, 2, settle=0) == Counter()
+    assert all(r["error"] and r["cursor_ns"] == cursors[w]["cursor_ns"] for w, r in state_after(store, 2).items())
+    api.clock.advance(5 * MINUTE_TICKS)
+    api.server_config = dataclasses.replace(api.server_config, fault_rate=0.0)
+    assert take(listener, 3, healthy=True) == truth_since_cursor(GroundTruth(api), api.plant.points[:TAGS], cursors)
+    assert not any(r["error"] for r in state_after(store, 3).values())

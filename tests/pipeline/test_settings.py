@@ -47,6 +47,9 @@ def unused_port() -> int:
     ({"pi.quality.future_tolerance": "soon"}, "pi.quality.future_tolerance: 'soon' is not a duration", "unit s, m"),
     ({"pi.catalog_schema": "main.pi; DROP"}, "pi.catalog_schema: 'main.pi; DROP' is not a schema name",
      "catalog.schema"),
+    ({"pi.updates.transport": "websocket"}, "pi.updates.transport: 'websocket' is not one of", "markers, channels"),
+    ({"pi.updates.transport": "channels", "pi.auth": "bearer", "pi.token": "env:T"},
+     "pi.updates.transport channels does not work with pi.auth bearer", "basic, kerberos or anonymous"),
 ])
 def test_bad_settings_name_the_key_and_what_is_accepted(tmp_path, capsys, change, named, accepted):
     configuration = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
