@@ -65,7 +65,7 @@ class ChannelListener:
         self._changed = False
         self._opening = 0  # groups not yet open (or failed) once: no take before they all are
         self._loop = asyncio.new_event_loop()
-        self._main: asyncio.Task | None = None
+        self._main = self._loop.create_task(self._follow_all())
         self._thread = threading.Thread(target=self._run, name="pi-channels", daemon=True)
 
     def start(self) -> "ChannelListener":
@@ -75,7 +75,7 @@ class ChannelListener:
     def stop(self, timeout: float = 30.0) -> None:
         """Close the channels; what was not taken is dropped (the cursors of the last poll are
         where the next listener catches up from)."""
-        if self._thread.is_alive() and self._main is not None:
+        if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._main.cancel)
         self._thread.join(timeout)
 
@@ -94,7 +94,6 @@ class ChannelListener:
     # ---- the loop's side -------------------------------------------------------------------
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._main = self._loop.create_task(self._follow_all())
         try:
             self._loop.run_until_complete(self._main)
         except asyncio.CancelledError:
@@ -128,8 +127,9 @@ class ChannelListener:
                         wait, first = RETRY_FIRST, False
                         while True:
                             self._land_pushed(await channel.receive(), overlap)
-            except PiError as error:
-                self._failed(dict.fromkeys(group, str(error)), first)
+            except Exception as error:  # noqa: BLE001 - shown per tag and retried, never a dead thread
+                self._failed(dict.fromkeys(group, str(error) if isinstance(error, PiError)
+                                           else f"{type(error).__name__}: {error}"), first)
                 first = False
             await asyncio.sleep(wait)
             wait = min(wait * 2, RETRY_CEILING)
