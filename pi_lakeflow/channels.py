@@ -146,8 +146,7 @@ class ChannelListener:
         events = skip_landed_at_cursor(events, rows)
         ends, failed = end_timestamps(client, fresh) if fresh else ({}, {})
         errors.update(failed)
-        if errors:
-            self._failed(errors)
+        if errors:  # _follow shows the message on the group's tags and tries again
             raise PiError(f"{len(errors)} of {len(group)} tags could not catch up, e.g. {next(iter(errors.values()))}")
         with self._lock:
             for web_id, end in ends.items():
@@ -166,11 +165,9 @@ class ChannelListener:
             again = np.isin(hashes, np.fromiter(overlap, np.uint64, len(overlap)))
             overlap.difference_update(hashes[again].tolist())
             values = values.filter(pa.array(~again))
-        with self._lock:
-            cursors = np.array([self._tags[w]["cursor_ns"] for w in values["web_id"].to_pylist()], dtype=object)
-            known = np.array([c is not None for c in cursors])
-            floor = np.where(known, cursors, np.iinfo(np.int64).min).astype(np.int64)
-            newer = values["timestamp"].cast(pa.int64()).to_numpy() > floor
+        with self._lock:  # every tag of an open channel has a cursor (the catch-up set the new ones)
+            cursors = np.array([self._tags[w]["cursor_ns"] for w in values["web_id"].to_pylist()], dtype=np.int64)
+            newer = values["timestamp"].cast(pa.int64()).to_numpy() > cursors
             actions = pa.array(np.where(newer, "Add", "Update"), pa.string())
             self._land(values.append_column(schemas.UPDATES.field("action"), actions))
 

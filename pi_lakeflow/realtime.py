@@ -196,7 +196,7 @@ def write_pushed(store: MarkerStore, poll_number: int, events: pa.Table, rows: p
     of pi_timeseries_updates, then its tags' rows (MARKERS), in the files a marker poll writes."""
     started_ns = time.time_ns()
     layout = store.layout()
-    for partition in store.partitions():
+    for partition in pc.unique(layout["partition"]).to_pylist():
         tags = layout.filter(pc.equal(layout["partition"], partition))["web_id"]
         landed = landing_columns(events.filter(pc.is_in(events["web_id"], tags)), poll_number, started_ns, UPDATES)
         store.write_events(poll_number, partition, landed)

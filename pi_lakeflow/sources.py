@@ -137,7 +137,8 @@ class UpdatesReader(DataSourceStreamReader):
 
     def partitions(self, start: dict, end: dict) -> list[PollPartition]:
         polls = [n for n in self.store.polls() if start["poll"] < n <= end["poll"]] if self.pushed else [end["poll"]]
-        return [PollPartition(n, p) for n in polls for p in self.store.partitions()]
+        partitions = self.store.partitions()
+        return [PollPartition(n, p) for n in polls for p in partitions]
 
     def read(self, partition: PollPartition) -> Iterator[pa.RecordBatch]:
         if self.pushed:

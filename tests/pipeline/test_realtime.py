@@ -192,8 +192,8 @@ def pushed_truth(truth: GroundTruth, points, since_ticks: int, now_ticks: int, c
     """What channels land for the changes in (since, now]: no deletes; a value newer than its
     tag's cursor (``cursors``: WebId to cursor_ns before the push) is an Add, another an Update."""
     found = Counter()
-    for (name, _, stamp, *rest), count in truth_events(truth, points, since_ticks, now_ticks).items():
-        if _ != "Delete":
+    for (name, action, stamp, *rest), count in truth_events(truth, points, since_ticks, now_ticks).items():
+        if action != "Delete":
             web_id = next(p.web_id for p in points if p.name == name)
             found[(name, "Add" if stamp > cursors[web_id] else "Update", stamp, *rest)] += count
     return found
