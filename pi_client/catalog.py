@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import quote
 
 import msgspec
@@ -19,7 +19,7 @@ import pyarrow as pa
 from . import schemas
 from .client import PiClient
 from .decode import decode
-from .errors import PiError
+from .errors import PiError, PiHttpError
 
 
 class _Listing(msgspec.Struct):
@@ -35,27 +35,50 @@ class Lookup:
 
 
 def pages(client: PiClient, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-    """Every item of a paged list resource."""
+    """Every item of a paged list resource. A page refused for its size (the server's
+    MaxReturnedItemsPerCall) is asked again at the limit the server names."""
     start = 0
-    size = client.limits.page_size
     while True:
-        items = client.get(path, _Listing, params={**(params or {}), "startIndex": start, "maxCount": size}).Items
+        size = client.limits.list_page_size
+        try:
+            items = client.get(path, _Listing, params={**(params or {}), "startIndex": start, "maxCount": size}).Items
+        except PiHttpError as error:
+            if error.status == 400 and client.limits.learn(error.messages) and client.limits.list_page_size < size:
+                continue
+            raise
         yield from items
         if len(items) < size:
             return
         start += size
 
 
-def _batch_items(client: PiClient, resources: dict[str, str], listing: bool) -> tuple[list[tuple[str, dict]], dict[str, str]]:
-    """(key, item) pairs for many single-object (or list) GETs, and errors by key."""
+def _batch_items(client: PiClient, resource: Callable[[str, int, int], str], keys: Iterable[str],
+                 listing: bool) -> tuple[list[tuple[str, dict]], dict[str, str]]:
+    """(key, item) pairs for many single-object (or list) GETs, and the server's message by key
+    for those that failed. ``resource(key, size, start)`` is the request of ``key``; for a list,
+    ``size`` and ``start`` are its maxCount and startIndex: a full page is followed by the next,
+    and a page refused for its size is asked again at the limit the server names."""
     found, errors = [], {}
-    for key, reply in client.batch(resources).items():
-        if not reply.ok:
-            errors[key] = reply.error
-        elif listing:
-            found.extend((key, item) for item in decode(reply.content, _Listing).Items)
-        else:
-            found.append((key, decode(reply.content, dict[str, Any])))
+    pending = {key: 0 for key in keys}  # key -> startIndex of its next page
+    while pending:
+        size = client.limits.list_page_size
+        replies = client.batch({key: resource(key, size, start) for key, start in pending.items()})
+        following = {}
+        for key, reply in replies.items():
+            if not reply.ok:
+                refused = listing and reply.status == 400 and client.limits.learn(reply.messages())
+                if refused and client.limits.list_page_size < size:
+                    following[key] = pending[key]
+                else:
+                    errors[key] = reply.error
+            elif listing:
+                items = decode(reply.content, _Listing).Items
+                found.extend((key, item) for item in items)
+                if len(items) == size:
+                    following[key] = pending[key] + size
+            else:
+                found.append((key, decode(reply.content, dict[str, Any])))
+        pending = following
     return found, errors
 
 
@@ -109,14 +132,14 @@ def find_points(client: PiClient, name_filter: str = "*", data_server: str | Non
 def points_by_path(client: PiClient, paths: Iterable[str]) -> Lookup:
     """PI points by path (``\\\\server\\tag``); unknown paths are in ``errors``."""
     paths = list(dict.fromkeys(paths))
-    found, errors = _batch_items(client, {p: f"points?path={quote(p, safe='')}" for p in paths}, listing=False)
+    found, errors = _batch_items(client, lambda p, *_: f"points?path={quote(p, safe='')}", paths, listing=False)
     return Lookup(_table([point_row(item) for _, item in found], schemas.POINTS), errors)
 
 
 def points_by_web_id(client: PiClient, web_ids: Iterable[str]) -> Lookup:
     """PI points by WebId; unknown WebIds are in ``errors``."""
     web_ids = list(dict.fromkeys(web_ids))
-    found, errors = _batch_items(client, {w: f"points/{quote(w, safe='')}" for w in web_ids}, listing=False)
+    found, errors = _batch_items(client, lambda w, *_: f"points/{quote(w, safe='')}", web_ids, listing=False)
     return Lookup(_table([point_row(item) for _, item in found], schemas.POINTS), errors)
 
 
@@ -198,8 +221,8 @@ def attributes(client: PiClient, element_web_ids: Iterable[str], kind: str = "el
     """The attributes of many elements (or event frames with ``kind="eventframes"``), in batches;
     for "PI Point" references, the point's WebId (from Links.Point) and path (from ConfigString)."""
     owners = list(dict.fromkeys(element_web_ids))
-    size = client.limits.page_size
-    found, errors = _batch_items(client, {w: f"{kind}/{w}/attributes?maxCount={size}" for w in owners}, listing=True)
+    found, errors = _batch_items(client, lambda w, size, start: f"{kind}/{w}/attributes?startIndex={start}&maxCount={size}",
+                                 owners, listing=True)
     return Lookup(_table([attribute_row(owner, a) for owner, a in found], schemas.ATTRIBUTES), errors)
 
 

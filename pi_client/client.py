@@ -41,16 +41,21 @@ class Limits:
                 raise PiConfigError(f"Limits.{name} must be a positive integer, not {value!r}.")
 
     def learn(self, messages: list[str]) -> bool:
-        """Lower ``max_items_per_call`` after a "greater than the maximum allowed" refusal."""
+        """Whether ``messages`` refuse a count as "greater than the maximum allowed"; if so,
+        ``max_items_per_call`` is lowered to the limit they name (halved when they name none)."""
         text = " ".join(messages)
         if "maximum allowed" not in text:
             return False
         found = re.search(r"maximum allowed\D*(\d+)", text)
         limit = int(found.group(1)) if found else self.max_items_per_call // 2
-        if limit >= self.max_items_per_call or limit < 1:
-            return False
-        self.max_items_per_call = limit
+        if 1 <= limit < self.max_items_per_call:
+            self.max_items_per_call = limit
         return True
+
+    @property
+    def list_page_size(self) -> int:
+        """``maxCount`` of list requests: ``page_size`` within the item limit."""
+        return min(self.page_size, self.max_items_per_call)
 
 
 class PiClient:

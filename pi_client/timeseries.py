@@ -28,7 +28,7 @@ from . import schemas
 from .client import PiClient
 from .decode import (PiValue, StreamData, Streams, SummaryStreams, decode, gc_paused, parse_timestamps,
                      values_table)
-from .errors import PiConfigError
+from .errors import PiAuthError, PiConfigError, PiConnectionError, PiDecodeError, PiHttpError
 from .times import TICK_NS, to_ns, to_pi_time
 
 _VALUE_FIELDS = ("Timestamp", "Value", "Good", "Questionable", "Substituted", "Annotated")
@@ -102,15 +102,32 @@ class ReadResult:
 
 
 def _fan_out(client: PiClient, jobs: list[_Job], resource: Callable[[_Job], str],
-             accept: Callable[[_Job, msgspec.Raw | bytes], list[_Job]]) -> None:
+             accept: Callable[[_Job, msgspec.Raw | bytes], list[_Job]],
+             regroup: Callable[[list[_Progress]], list[_Job]]) -> None:
     """Send jobs in batches until none is left.
 
-    A failed job is sent again when the server named a lower item limit; a failed job of several
-    tags becomes one job per tag, so that one bad tag cannot fail the others; a failed job of one
-    tag records the server's message on it.
+    A batch request that fails after its retries (a fault, not a refused identity) fails the tags
+    of its jobs with its message, and the other jobs go on. A job refused for its count (the server's MaxReturnedItemsPerCall) is regrouped under the
+    limit the server named, and so is every job waiting with a count above it, so that each
+    sub-request is refused at most once; a failed job of several tags becomes one job per tag, so
+    that one bad tag cannot fail the others; a failed job of one tag records the server's message.
     """
     limits = client.limits
+
+    def fit(job: _Job) -> list[_Job]:
+        if not _too_large(job, limits):
+            return [job]
+        fitted = regroup(job.tags)
+        if any(_too_large(j, limits) for j in fitted):  # one tag alone needs more than a call may return
+            for progress in job.tags:
+                progress.error = (f"HTTP 400: this read returns {job.max_count:,} items per tag and the server "
+                                  f"allows {limits.max_items_per_call:,} per call (MaxReturnedItemsPerCall); "
+                                  f"read a shorter window or at a longer interval")
+            return []
+        return fitted
+
     while jobs:
+        jobs = [fitted for job in jobs for fitted in fit(job)]
         sent, values = [], 0
         for job in jobs:  # a batch holds at most values_per_batch values
             if sent and (len(sent) >= limits.requests_per_batch
@@ -119,17 +136,30 @@ def _fan_out(client: PiClient, jobs: list[_Job], resource: Callable[[_Job], str]
             sent.append(job)
             values += job.max_count * len(job.tags)
         jobs = jobs[len(sent):]
-        replies = client.batch({str(i): resource(job) for i, job in enumerate(sent)})
+        try:
+            replies = client.batch({str(i): resource(job) for i, job in enumerate(sent)})
+        except (PiConnectionError, PiDecodeError, PiHttpError) as error:
+            if isinstance(error, PiAuthError):
+                raise  # the identity is refused: every tag would fail alike
+            for job in sent:  # the request failed after its retries: its tags fail, the others go on
+                for progress in job.tags:
+                    progress.error = str(error)
+            continue
         for i, job in enumerate(sent):
             reply = replies[str(i)]
             if reply.ok:
                 jobs.extend(accept(job, reply.content))
-            elif reply.status == 400 and limits.learn(reply.messages()):
-                jobs.extend(_regroup(client, job.tags))
+            elif reply.status == 400 and limits.learn(reply.messages()) and _too_large(job, limits):
+                jobs.extend(fit(job))
             elif len(job.tags) > 1:
                 jobs.extend(_Job([progress], job.max_count) for progress in job.tags)
             else:
                 job.tags[0].error = reply.error
+
+
+def _too_large(job: _Job, limits) -> bool:
+    """Whether a job asks for more items than the server allows in one call."""
+    return job.max_count * len(job.tags) > limits.max_items_per_call
 
 
 def _regroup(client: PiClient, tags: list[_Progress], fixed: str = "", max_tags: int | None = None) -> list[_Job]:
@@ -264,7 +294,10 @@ def read_recorded(client: PiClient, tags: Iterable[Tag | str], start, end,
                 tables.append(values_table(chunk, point_types))
         return follow
 
-    _fan_out(client, _regroup(client, pending, fixed=STREAMSET_FIELDS), resource, accept)
+    def regroup(tags: list[_Progress]) -> list[_Job]:
+        return _regroup(client, tags, fixed=STREAMSET_FIELDS)
+
+    _fan_out(client, regroup(pending), resource, accept, regroup)
     return _result(client, progress, end_ns, tables, schemas.VALUES, counters, started)
 
 
@@ -319,7 +352,10 @@ def read_interpolated(client: PiClient, tags: Iterable[Tag | str], start, end, i
                 tables.append(values_table(chunk, point_types))
         return []
 
-    _fan_out(client, _fixed_size_jobs(client, progress, fixed + STREAMSET_FIELDS, per_tag), resource, accept)
+    def regroup(tags: list[_Progress]) -> list[_Job]:
+        return _fixed_size_jobs(client, tags, fixed + STREAMSET_FIELDS, per_tag)
+
+    _fan_out(client, regroup(progress), resource, accept, regroup)
     return _result(client, progress, end_ns, tables, schemas.VALUES, counters, started)
 
 
@@ -361,7 +397,10 @@ def read_summaries(client: PiClient, tags: Iterable[Tag | str], start, end, dura
                 rows["units"].append(stream.UnitsAbbreviation)
         return []
 
-    _fan_out(client, _fixed_size_jobs(client, progress, fixed + SUMMARY_FIELDS, per_tag), resource, accept)
+    def regroup(tags: list[_Progress]) -> list[_Job]:
+        return _fixed_size_jobs(client, tags, fixed + SUMMARY_FIELDS, per_tag)
+
+    _fan_out(client, regroup(progress), resource, accept, regroup)
     rows["timestamp"] = parse_timestamps(pa.array(rows["timestamp"], pa.string()))
     table = pa.Table.from_pydict(rows, schema=schemas.SUMMARIES)
     return _result(client, progress, end_ns, [table], schemas.SUMMARIES, counters, started)

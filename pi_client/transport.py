@@ -1,8 +1,9 @@
 """HTTP transport: one pooled session that owns the URL, TLS, authentication, timeouts, retries and
 a ceiling on requests per second, and turns failures into errors a person can act on.
 
-Retried (with exponential backoff and jitter, honouring ``Retry-After``): HTTP 429, 502, 503, 504,
-connection resets, truncated bodies and timeouts. Everything else is raised at once: a
+Retried (with exponential backoff and jitter, honouring ``Retry-After``): HTTP 429, 500, 502, 503,
+504 (PI Web API and the proxies in front of it answer 500 under load), connection resets,
+truncated bodies and timeouts. Everything else is raised at once: a
 :class:`PiAuthError` for 401/403, a :class:`PiHttpError` for other statuses, a
 :class:`PiConnectionError` when the server stays unreachable.
 """
@@ -26,7 +27,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from .auth import Anonymous, PiAuth
-from .errors import PiAuthError, PiConfigError, PiConnectionError, PiHttpError
+from .errors import PiAuthError, PiConfigError, PiConnectionError, PiDecodeError, PiHttpError
 
 log = logging.getLogger("pi_client")
 
@@ -41,7 +42,7 @@ class RetryPolicy:
     attempts: int = 6                 # tries in all, the first included
     backoff: float = 0.5              # seconds before the first retry, doubled each time
     max_backoff: float = 30.0         # ceiling of one wait (Retry-After included)
-    statuses: frozenset[int] = frozenset({429, 502, 503, 504})
+    statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
 
     def __post_init__(self):
         if self.attempts < 1:
@@ -199,7 +200,7 @@ class Transport:
                     reply.close()
             except (requests.ConnectionError, requests.Timeout, urllib3.exceptions.HTTPError,
                     requests.exceptions.ChunkedEncodingError) as error:
-                last_failure = describe_failure(error)
+                last_failure = describe_failure(error).replace("the read timeout", f"{self.timeout[1]:g} s")
                 if attempt < self.retry.attempts and not isinstance(error, requests.exceptions.SSLError):
                     wait = self.retry.delay(attempt)
                     log.info("%s %s failed (%s); retry %d in %.1f s", method, url, last_failure, attempt, wait)
@@ -209,6 +210,11 @@ class Transport:
             self.stats.add(bytes_received=len(content))
             status = reply.status_code
             if status < 300:
+                kind = reply.headers.get("Content-Type", "")
+                if content and kind and "json" not in kind.lower():
+                    raise PiDecodeError(f"{method} {reply.url} answered HTTP {status} with {kind.split(';')[0]}, not "
+                                        f"JSON: is {self.url} the PI Web API (its URL ends in /piwebapi)? The reply "
+                                        f"began: {content[:80].decode('utf-8', 'replace')!r}")
                 return content
             messages = error_messages(content)
             if status in (401, 403):
@@ -274,14 +280,19 @@ _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
 def describe_failure(error: BaseException) -> str:
     """A short cause for a transport failure: 'Connection refused', 'read timed out', ..."""
     text = str(error)
-    if isinstance(error, requests.exceptions.SSLError) or "CERTIFICATE_VERIFY_FAILED" in text:
+    if "CERTIFICATE_VERIFY_FAILED" in text:
         found = re.search(r"certificate verify failed: ([^(')\"]+)", text)
         return "TLS certificate verification failed" + (f": {found.group(1).strip()}" if found else "") + \
             " (give the server's CA with ca_bundle)"
+    if isinstance(error, requests.exceptions.SSLError):
+        if re.search(r"WRONG_VERSION_NUMBER|wrong version number|record layer failure|packet length too long", text):
+            return "the server does not speak TLS at this address: an https:// URL for a plain http:// server?"
+        found = re.search(r"\[SSL[^\]]*\] ([^(')\"]+)", text)
+        return f"TLS handshake failed: {found.group(1).strip() if found else text[:200]}"
     if isinstance(error, requests.exceptions.ConnectTimeout):
         return "connection timed out"
     if isinstance(error, requests.exceptions.ReadTimeout) or "timed out" in text:
-        return "read timed out (no answer within the read timeout)"
+        return "read timed out: the server accepted the connection but did not answer within the read timeout"
     found = _ERRNO.search(text)
     if found:
         return found.group(1).strip()

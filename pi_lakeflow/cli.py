@@ -1,6 +1,7 @@
 """The ``pi-lakeflow`` command: one console script, one subcommand per job.
 
-Bad input ends with one line naming what was wrong and what is accepted, and exit status 2.
+Bad input ends with one line naming what was wrong and what is accepted, and exit status 2; the
+statuses are pi_lakeflow.exits' (0 complete, 1 failed, 2 bad input, 3 completed with failures).
 """
 
 from __future__ import annotations
@@ -8,8 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
+from pi_lakeflow import exits
+from pi_lakeflow.local import spark_error
 from pi_simulator import FAULTS, Clock, PiWebApi, PlantConfig, ServerConfig, SimulatorServer
 from pi_simulator.pitime import TimeStringError, parse_duration, parse_time
 
@@ -82,6 +87,8 @@ def _add_simulator_options(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--faults", default="503", help=f"which faults, comma-separated: {', '.join(FAULTS)}")
     faults.add_argument("--failing-tag", action="append", default=[], metavar="NAME",
                         help="reads of this tag fail with a server error (repeatable)")
+    faults.add_argument("--denied-element", action="append", default=[], metavar="NAME",
+                        help="the attributes of this AF element are denied (403, AF security; repeatable)")
     faults.add_argument("--marker-ttl", type=_seconds, default=600.0,
                         help="seconds before a stream-update marker expires (default 600)")
 
@@ -116,7 +123,8 @@ def build_simulator(args: argparse.Namespace) -> SimulatorServer:
     server = ServerConfig(max_returned_items_per_call=args.max_items or 1, rate_limit=args.rate_limit,
                           csrf_defense=not args.no_csrf, auth=schemes, users=users, oidc_clients=clients,
                           latency=args.latency, fault_rate=args.fault_rate, faults=faults,
-                          failing_tags=tuple(args.failing_tag), marker_ttl=args.marker_ttl)
+                          failing_tags=tuple(args.failing_tag), denied_elements=tuple(args.denied_element),
+                          marker_ttl=args.marker_ttl)
     try:
         return SimulatorServer(PiWebApi(plant, server, clock), host=args.host, port=args.port,
                                tls_cert=args.tls_cert, tls_key=args.tls_key, verbose=args.verbose)
@@ -166,8 +174,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Start the embedded simulator, run the pipeline on it twice, show what landed."""
     from pi_lakeflow.demo import run_demo
+    from pi_lakeflow.local import StateInUse
 
-    return run_demo(args.tags, Path(args.state_dir), args.hours)
+    try:
+        return run_demo(args.tags, Path(args.state_dir), args.hours)
+    except StateInUse as error:
+        raise UsageError(str(error)) from None
 
 
 def _load(path: str):
@@ -180,17 +192,18 @@ def _load(path: str):
 
 
 def _preflight(config, command: str, missing_note: str = "") -> bool:
-    """Whether the settings, the credentials and the server are good (else one message: before
-    Spark starts); warns of a selection of no tag and of selected names the server lacks."""
+    """Whether the credentials and the server are good (else one message: before Spark starts);
+    warns of a selection of no tag and of selected names the server lacks. Bad settings and a
+    secret reference that is not set are UsageError."""
     from pi_client import PiError
     from pi_lakeflow.local import ConfigError, preflight
     from pi_lakeflow.settings import SettingsError
 
     try:
         selected, missing = preflight(config)
-    except ConfigError as error:
+    except (ConfigError, SettingsError) as error:
         raise UsageError(str(error)) from None
-    except (PiError, SettingsError) as error:
+    except PiError as error:
         print(f"pi-lakeflow {command}: {error}", file=sys.stderr)
         return False
     if not selected:
@@ -207,9 +220,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config.settings.tables == "updates":
         raise UsageError(f"{args.config}: pi.tables updates is the real-time table: run it with pi-lakeflow stream "
                          f"(on Databricks, the continuous pipeline of the bundle's realtime target)")
-    if not _preflight(config, "run", "; they are listed in pi_ingestion_log"):
-        return 1
-    return run_pipeline(config, full_refresh=args.full_refresh)
+    with _holding(config, "run"):
+        if not _preflight(config, "run", "; the run lists them in pi_ingestion_log (partition -1)"):
+            return exits.FAILED
+        return run_pipeline(config, full_refresh=args.full_refresh)
+
+
+@contextmanager
+def _holding(config, command: str) -> Iterator[None]:
+    """Hold the config's state_dir for this command (local.state_lock), before anything reads or
+    changes it; a state_dir that another process holds is a UsageError."""
+    from pi_lakeflow.local import StateInUse, state_lock
+
+    try:
+        with state_lock(config, command):
+            yield
+    except StateInUse as error:
+        raise UsageError(str(error)) from None
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
@@ -221,21 +248,24 @@ def cmd_stream(args: argparse.Namespace) -> int:
     if config.settings.tables != "updates":
         raise UsageError(f"{args.config}: pi.tables is {config.settings.tables}; pi-lakeflow stream runs the "
                          f"real-time table: set pi.tables: updates (and a state_dir of its own)")
-    if not _preflight(config, "stream"):
-        return 1
-    try:
-        return run_stream(config)
-    except PySparkException as error:
-        print(f"pi-lakeflow stream: {str(error).splitlines()[0]}", file=sys.stderr)
-        return 1
+    with _holding(config, "stream"):
+        if not _preflight(config, "stream"):
+            return exits.FAILED
+        try:
+            return run_stream(config)
+        except PySparkException as error:
+            print(f"pi-lakeflow stream: {spark_error(error)}", file=sys.stderr)
+            return exits.FAILED
 
 
 def cmd_query(args: argparse.Namespace) -> int:
     from pi_lakeflow.local import ConfigError
     from pi_lakeflow.query import run_query
 
+    config = _load(args.config)
     try:
-        return run_query(_load(args.config), args.sql, args.format)
+        with _holding(config, "query"):
+            return run_query(config, args.sql, args.format)
     except ConfigError as error:
         raise UsageError(str(error)) from None
 
@@ -249,14 +279,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.parent.is_dir():
         raise UsageError(f"--out {args.out}: the folder {out.parent} does not exist")
+    config = _load(args.config)
     try:
-        found = write_report(_load(args.config), out)
+        with _holding(config, "report"):
+            found = write_report(config, out)
     except ConfigError as error:
         raise UsageError(str(error)) from None
     except PySparkException as error:
-        print(f"pi-lakeflow report: {str(error).splitlines()[0]} (the report needs the time-series and quality "
+        print(f"pi-lakeflow report: {spark_error(error)} (the report needs the time-series and quality "
               f"tables: a run with pi.tables all or timeseries)", file=sys.stderr)
-        return 1
+        return exits.FAILED
     empty = [p.title for p in found if p.rows.empty]
     print(f"wrote {out} ({len(found)} panels{'; no rows yet: ' + ', '.join(empty) if empty else ''})")
     return 0
@@ -353,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except UsageError as error:
         print(f"pi-lakeflow {args.command}: {error}", file=sys.stderr)
-        return 2
+        return exits.USAGE
 
 
 if __name__ == "__main__":

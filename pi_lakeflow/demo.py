@@ -15,7 +15,8 @@ import yaml
 from pi_simulator import PiWebApi, PlantConfig, SimulatorServer
 from pi_simulator.plant import ASSET_DATABASE_NAME
 
-from .local import load_config, run_pipeline
+from . import exits
+from .local import load_config, run_pipeline, state_lock
 from .report import write_report
 
 
@@ -38,14 +39,16 @@ def run_demo(tags: int, state_dir: Path, hours: int) -> int:
               f"{plant.event_frames:,} event frames)", flush=True)
         config_path = write_demo_config(state_dir, server.url, hours)
         config = load_config(config_path)
-        for run, what in ((1, f"back-fill of the last {hours} h"), (2, "incremental: new values and the look-back")):
-            print(f"\n== run {run}: {what} ==", flush=True)
-            status = run_pipeline(config)
-            if status:
-                print(f"pi-lakeflow demo: run {run} failed (exit status {status}); the lines above say why.")
-                return status
-    report = config.state_dir / "quality-report.html"
-    write_report(config, report)
+        runs = ((1, f"back-fill of the last {hours} h"), (2, "incremental: new values and the look-back"))
+        with state_lock(config, "demo"):
+            for run, what in runs:
+                print(f"\n== run {run}: {what} ==", flush=True)
+                status = run_pipeline(config)
+                if status not in (exits.OK, exits.PARTIAL):
+                    print(f"pi-lakeflow demo: run {run} failed (exit status {status}); the lines above say why.")
+                    return status
+            report = config.state_dir / "quality-report.html"
+            write_report(config, report)
     print(f"\nThe quality dashboard's panels: {report.resolve()} (open it in a browser).")
     print(f"\nDone in {time.perf_counter() - started:.0f} s. The tables are in {config.state_dir}; query them with:")
     print(f'  .venv/bin/pi-lakeflow query --config {config_path} '

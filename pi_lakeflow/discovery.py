@@ -35,24 +35,26 @@ def _data_server_name(client: PiClient, wanted: str) -> str:
     raise PiError(f"No data server named '{wanted}' at {client.url}; it has: {', '.join(names)}.")
 
 
-def catalog_table(client: PiClient, settings: Settings, table: str, now_ns: int) -> pa.Table:
-    """One of tables.CATALOG, read whole. AF tables are empty when no AF database is set."""
+def catalog_table(client: PiClient, settings: Settings, table: str, now_ns: int) -> Lookup:
+    """One of tables.CATALOG, read whole, and the items that could not be read (key -> the
+    server's message): selected names the server does not have, elements or event frames whose
+    attributes or values it refused. AF tables are empty when no AF database is set."""
     if table == "pi_points":
-        return select_tags(client, settings).table
+        return select_tags(client, settings)
     if not settings.af_database:
-        return CATALOG[table].empty_table()
+        return Lookup(CATALOG[table].empty_table())
     database = find_database(client, settings.af_database)
     if table == "pi_af_elements":
-        return elements(client, database)
+        return Lookup(elements(client, database))
     if table == "pi_af_attributes":
-        return attributes(client, elements(client, database)["web_id"].to_pylist()).table
+        return attributes(client, elements(client, database)["web_id"].to_pylist())
     if table == "pi_af_templates":
-        return element_templates(client, database)
+        return Lookup(element_templates(client, database))
     frames = _event_frames(client, settings, database, now_ns)
     if table == "pi_event_frames":
-        return frames
+        return Lookup(frames)
     if table == "pi_event_frame_attributes":
-        return owner_values(client, frames["web_id"].to_pylist()).table
+        return owner_values(client, frames["web_id"].to_pylist())
     raise ValueError(f"unknown catalog table {table}")
 
 

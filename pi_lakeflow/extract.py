@@ -40,7 +40,7 @@ _HASHED = ("web_id", "timestamp_ns", "ordinal", "value_double", "value_string", 
 def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, batch: int, now_ns: int
                ) -> tuple[PlanInfo, pa.Table] | None:
     """The plan of ``batch`` from the tag state after the batch before it; None when no tag has
-    anything to read (``end`` has not moved)."""
+    anything to read (``end`` has not moved) and every selected name exists."""
     selected = select_tags(client, settings)
     index, count = settings.shard
     mine = pa.array([shard_of(w, count) == index for w in selected.table["web_id"].to_pylist()], pa.bool_())
@@ -63,7 +63,7 @@ def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, batch: 
     for row in rows:
         moving = row["read_from_ns"] < end and (row["cursor_ns"] is None or row["cursor_ns"] < end)
         (due if moving else waiting).append(row)
-    if not due:
+    if not due and not selected.errors:  # a batch of selected names the server lacks logs them
         return None
     # Tags that start together share sub-requests, so a partition holds tags of one start where it can.
     due.sort(key=lambda r: (r["read_from_ns"], r["web_id"]))

@@ -17,14 +17,16 @@ Databricks the same definitions make Delta tables in Unity Catalog.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
@@ -33,11 +35,13 @@ from pi_client import RetryPolicy, data_servers
 from . import settings as settings_module
 from .connection import connect
 from .discovery import select_tags
-from .settings import Settings, SettingsError
+from .settings import REFERENCES_VARIABLE, Settings, SettingsError, references
 
 CONFIG_KEYS = ("state_dir", "cores", "configuration")
-#: Before Spark starts, a server that does not answer is reported after a few seconds, not minutes.
+#: Before Spark starts, a server that does not answer is reported after seconds, not minutes.
 PREFLIGHT_RETRY = RetryPolicy(attempts=3, backoff=0.5, max_backoff=2.0)
+#: Seconds the first request before Spark starts (the data servers: a small reply) may take.
+REACH_TIMEOUT = 3.0
 PIPELINE_NAME = "pi_lakeflow"
 
 
@@ -110,11 +114,17 @@ def preflight(config: LocalConfig) -> tuple[int, list[str]]:
     server does not have. Raises ConfigError, PiError or SettingsError (a secret reference that
     is not set), each with one clear message."""
     now = time.time_ns()
+    if config.settings.tables == "timeseries" and not config.settings.catalog_schema \
+            and not (config.warehouse / "pi_points").is_dir():
+        raise ConfigError(f"{config.path}: pi.tables timeseries makes the silver tables from pi_points and "
+                          f"pi_af_attributes, which a pi.tables catalog (or all) run makes: run one first with this "
+                          f"state_dir, or use pi.tables all (the split is for two pipelines that share a catalog)")
     if config.settings.start_ns(now) >= config.settings.end_ns(now):
         raise ConfigError(f"{config.path}: pi.start ({config.settings.start}) is not before pi.end "
                           f"({config.settings.end}): no tag would ever be read")
+    with connect(config.settings, retry=PREFLIGHT_RETRY, read_timeout=REACH_TIMEOUT) as client:
+        data_servers(client)  # reachable, TLS, identity: a silent server is named within seconds
     with connect(config.settings, retry=PREFLIGHT_RETRY) as client:
-        data_servers(client)
         selected = select_tags(client, config.settings)
         return selected.table.num_rows, sorted(selected.errors)
 
@@ -148,7 +158,45 @@ def spark_confs(config: LocalConfig) -> dict[str, str]:
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={config.metastore}",
         "spark.ui.showConsoleProgress": "false",
         "spark.ui.enabled": "false",
+        # The driver's ports (RPC, block manager) on the loopback address only: nothing of a local
+        # run listens where the network reaches it.
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
     }
+
+
+#: Every process a local run starts resolves its own address as the loopback one.
+LOOPBACK_ENVIRONMENT = {"SPARK_LOCAL_IP": "127.0.0.1"}
+
+
+class StateInUse(ConfigError):
+    """Another pi-lakeflow process works on the same state_dir."""
+
+
+@contextmanager
+def state_lock(config: LocalConfig, command: str) -> Iterator[None]:
+    """Hold ``state_dir`` for one process: a second run, stream, query, report or demo on the same
+    folder is refused (StateInUse) before it reads or changes anything (the CLI takes it first).
+    The lock is the operating system's (``flock``): it ends with the process, however it ends."""
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    path = config.state_dir / ".pi-lakeflow.lock"
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise StateInUse(f"{config.state_dir} is in use by {holder}; wait for it to end, or give this "
+                             f"config a state_dir of its own") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pi-lakeflow {command} (pid {os.getpid()})")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
 
 
 def write_spark_conf_dir(config: LocalConfig) -> Path:
@@ -179,8 +227,9 @@ def reset(config: LocalConfig) -> None:
 
 
 def run_pipeline(config: LocalConfig, full_refresh: bool = False) -> int:
-    """One run of the pipeline (the engine in a Spark driver process); its exit status.
-    ``full_refresh`` first resets the local tables and cursors (see :func:`reset`)."""
+    """One run of the pipeline (the engine in a Spark driver process); its exit status
+    (pi_lakeflow.exits). ``full_refresh`` first resets the local tables and cursors (see
+    :func:`reset`). The caller holds ``state_dir`` (:func:`state_lock`)."""
     if full_refresh:
         reset(config)
     config.metastore.mkdir(parents=True, exist_ok=True)
@@ -189,8 +238,10 @@ def run_pipeline(config: LocalConfig, full_refresh: bool = False) -> int:
     command = [str(spark_home() / "bin" / "spark-class"), "org.apache.spark.deploy.SparkPipelines",
                "--remote", f"local[{config.cores}]", str(Path(__file__).parent / "engine.py"), "--spec", str(spec),
                "--state-path", config.settings.state_path]
-    environment = {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_CONF_DIR": str(write_spark_conf_dir(config)),
-                   "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    environment = {**os.environ, **LOOPBACK_ENVIRONMENT, "SPARK_HOME": str(spark_home()),
+                   "SPARK_CONF_DIR": str(write_spark_conf_dir(config)),
+                   "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
+                   REFERENCES_VARIABLE: references(config.configuration)}
     return subprocess.call(command, env=environment, cwd=str(config.state_dir))
 
 
@@ -201,6 +252,7 @@ def local_session(config: LocalConfig):
 
     from pyspark.sql import SparkSession
 
+    os.environ.update(LOOPBACK_ENVIRONMENT)
     os.environ["SPARK_CONF_DIR"] = str(write_spark_conf_dir(config))
     os.environ["PYSPARK_PYTHON"] = sys.executable  # Python workers (data sources) with this environment
     logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)  # the error is reported once, by us
@@ -208,3 +260,12 @@ def local_session(config: LocalConfig):
     for key, value in spark_confs(config).items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def spark_error(error: BaseException) -> str:
+    """A Spark error as one line: its error class and the first line that says something (Spark's
+    messages may start with a blank line, and carry the query plan after the first line)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    condition = getattr(error, "getCondition", lambda: None)()
+    return text if not condition or condition in text else f"[{condition}] {text}"

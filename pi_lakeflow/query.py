@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from .local import ConfigError, LocalConfig, local_session
+from . import exits
+from .local import ConfigError, LocalConfig, local_session, spark_error
 
 
 def run_query(config: LocalConfig, sql: str, output: str) -> int:
+    """Prints the result of ``sql``; the exit status (pi_lakeflow.exits): a query Spark refuses is
+    one line and USAGE."""
     if not config.metastore.is_dir():
         raise ConfigError(f"no tables under {config.state_dir} yet; run: pi-lakeflow run --config {config.path}")
     from pyspark.errors import PySparkException
@@ -16,8 +19,8 @@ def run_query(config: LocalConfig, sql: str, output: str) -> int:
     try:
         frame = spark.sql(sql).toPandas()
     except PySparkException as error:
-        print(f"pi-lakeflow query: {str(error).splitlines()[0]}", file=sys.stderr)
-        return 1
+        print(f"pi-lakeflow query: {spark_error(error)}", file=sys.stderr)
+        return exits.USAGE
     finally:
         spark.stop()
     if output == "csv":

@@ -11,6 +11,7 @@ the key, what was given and what is accepted.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -62,6 +63,11 @@ KEYS: tuple[Key, ...] = (
     Key("pi.lookback", "1h", "re-read this much before each tag's cursor to catch late and edited values"),
     Key("pi.partition_size", "1000", "tags per partition (one Spark task, about one request per 1,000 tags)"),
     Key("pi.requests_per_second", "0", "ceiling on requests per second of each partition (0: none)"),
+    Key("pi.max_items_per_call", "150000", "the server's MaxReturnedItemsPerCall: no request asks for more items; "
+                                           "a lower limit the server names in a refusal is learned and kept in "
+                                           "pi.state_path"),
+    Key("pi.read_timeout", "60s", "how long to wait for a reply before the request is retried (6 tries in all); "
+                                  "a server that never answers fails its tags after the tries"),
     Key("pi.af.database", "", "AF database name or path; empty: no AF tables, no event frames"),
     Key("pi.event_frames.templates", "", "comma-separated event frame template names; empty: all"),
     Key("pi.event_frames.start", "", "start of the event frame search window; default: pi.start"),
@@ -81,6 +87,9 @@ KEYS: tuple[Key, ...] = (
                                "real-time source its markers (a Unity Catalog volume path on Databricks)"),
 )
 KEY_NAMES = tuple(k.name for k in KEYS)
+SECRET_KEYS = tuple(k.name for k in KEYS if k.secret)
+#: Where a local run hands the definitions the secret references that Spark Connect hides.
+REFERENCES_VARIABLE = "PI_LAKEFLOW_SECRET_REFERENCES"
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,8 @@ class Settings:
     lookback_ns: int
     partition_size: int
     requests_per_second: float
+    max_items_per_call: int
+    read_timeout_s: float
     af_database: str
     event_frame_templates: tuple[str, ...]
     event_frames_start: str
@@ -212,6 +223,13 @@ def _duration(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = _duration(text)
+    if value == 0:
+        raise ValueError(f"'{text}' must be longer than zero")
+    return value / NS_PER_SECOND
+
+
 def _shard(text: str) -> tuple[int, int]:
     found = re.match(r"^\s*(\d+)\s*/\s*(\d+)\s*$", text)
     if not found or not int(found.group(1)) < int(found.group(2)):
@@ -235,6 +253,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "pi.url": _url, "pi.auth": _choice(AUTH_SCHEMES), "pi.insecure_skip_tls_verify": _bool,
     "pi.tags.names": _names, "pi.start": _time, "pi.end": _time, "pi.lookback": _duration,
     "pi.partition_size": _positive_int, "pi.requests_per_second": _rate,
+    "pi.max_items_per_call": _positive_int, "pi.read_timeout": _seconds,
     "pi.event_frames.templates": _names, "pi.event_frames.start": _maybe_time,
     "pi.event_frames.search_mode": _choice(SEARCH_MODES), "pi.state_path": _path,
     "pi.tables": _choice(TABLE_SETS), "pi.updates.transport": _choice(TRANSPORTS), "pi.shard": _shard, "pi.catalog_schema": _schema_name,
@@ -244,8 +263,31 @@ _PARSERS: dict[str, Callable[[str], object]] = {
 
 def configuration(get: Callable[[str], str | None]) -> dict[str, str]:
     """The keys that are set, as text, through ``get`` (``spark.conf.get`` with a default of None):
-    what a definition hands to the data sources, which parse it again where they run."""
-    return {name: value for name in KEY_NAMES if (value := get(name)) is not None}
+    what a definition hands to the data sources, which parse it again where they run.
+
+    Spark Connect answers None for keys that match Spark's redaction pattern (``pi.password``,
+    ``pi.token``, ``pi.oidc.secret``), so a local run cannot pass those through ``spark.conf``.
+    The local engine hands them over in the environment variable :data:`REFERENCES_VARIABLE`
+    instead: JSON of key to *reference* (``env:NAME``), never a secret itself (the local config
+    file refuses a literal secret), resolved where the client is made (:func:`resolve_secret`).
+    On Databricks the variable is not set and the platform's resolved value is read as any other.
+    """
+    found = {name: value for name in KEY_NAMES if (value := get(name)) is not None}
+    handed = json.loads(os.environ.get(REFERENCES_VARIABLE) or "{}")
+    for key in SECRET_KEYS:
+        if found.get(key) is None and key in handed:
+            found[key] = handed[key]
+    return found
+
+
+def references(values: Mapping[str, str]) -> str:
+    """The secret keys of a local configuration, for :data:`REFERENCES_VARIABLE` (JSON). Only
+    references (``env:NAME``) are accepted: a secret's value must not travel in the environment."""
+    handed = {key: values[key] for key in SECRET_KEYS if values.get(key)}
+    for key, value in handed.items():
+        if not value.startswith("env:"):
+            raise SettingsError(f"{key}: only a reference (env:NAME) can be handed to a local run")
+    return json.dumps(handed)
 
 
 def parse(values: Mapping[str, object], *, literal_secrets: bool = True) -> Settings:

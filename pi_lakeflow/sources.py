@@ -8,8 +8,9 @@
   number; the markers are in the state store (see realtime.py). With ``pi.updates.transport``
   channels, the reader on the driver holds the channels (channels.py) and writes what they pushed
   as the next poll's files; the tasks read those files.
-* ``pi_catalog`` (batch, option ``table``): a table of tables.CATALOG, read from the server, or
-  of tables.STATE (``pi_ingestion_log``, ``pi_tag_cursors``), read from the state store; one task.
+* ``pi_catalog`` (batch, option ``table``): a table of tables.CATALOG, read from the server (its
+  failed items go to the state store), or of tables.STATE (``pi_ingestion_log``,
+  ``pi_tag_cursors``) or ``pi_catalog_log``, read from the state store; one task.
 
 Every source takes the pipeline settings as options (settings.configuration) and parses them
 where it runs.
@@ -191,9 +192,14 @@ class CatalogReader(DataSourceReader):
             found = tag_cursors(store)
         elif partition.table == "pi_ingestion_log":
             found = ingestion_log(store)
+        elif partition.table == tables.CATALOG_LOG_NAME:
+            found = store.catalog_log()
         else:
+            now = time.time_ns()
             with connect(self.settings) as client:
-                found = tables.for_spark(catalog_table(client, self.settings, partition.table, time.time_ns()))
+                read = catalog_table(client, self.settings, partition.table, now)
+            store.write_catalog_errors(partition.table, read.errors, now)
+            found = tables.for_spark(read.table)
         yield from found.to_batches()
 
 
@@ -206,7 +212,7 @@ class CatalogSource(DataSource):
 
     def schema(self) -> StructType:
         table = self.options["table"]
-        known = {**tables.CATALOG, **tables.STATE}
+        known = tables.CATALOG_SOURCE_TABLES
         if table not in known:
             raise ValueError(f"pi_catalog has no table '{table}'; it has: {', '.join(known)}")
         return from_arrow_schema(tables.spark_schema(known[table]))

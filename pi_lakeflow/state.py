@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .tables import INGESTION_LOG, SPARK_TIMESTAMP, TAG_CURSORS
+from .tables import CATALOG_LOG, INGESTION_LOG, SPARK_TIMESTAMP, TAG_CURSORS
 
 #: One row per tag the plan knows. ``partition`` -1: known from an earlier batch, not selected
 #: now (kept so that its cursor survives). ``cursor_ns`` null: a new tag. ``digest``: hashes of
@@ -157,6 +157,20 @@ class StateStore:
         """The log rows of pruned batches, oldest first."""
         files = sorted((self.root / "log").glob("*.arrow"))
         return pa.concat_tables([read_arrow(f)[0] for f in files]) if files else schema.empty_table()
+
+    # ---- catalog reads ---------------------------------------------------------------------------
+    def write_catalog_errors(self, table: str, errors: dict[str, str], read_ns: int) -> None:
+        """The items of a catalog table's latest read that failed (none: an earlier read's are gone)."""
+        rows = pa.table({"table": [table] * len(errors), "item": list(errors), "error": list(errors.values()),
+                         "read_at": pa.array([read_ns // 1000] * len(errors), pa.int64()).cast(SPARK_TIMESTAMP)},
+                        schema=CATALOG_LOG)
+        write_arrow(self.root / "catalog" / f"{table}.arrow", rows, {})
+
+    def catalog_log(self) -> pa.Table:
+        """CATALOG_LOG: the failed items of each catalog table's latest read."""
+        files = sorted((self.root / "catalog").glob("*.arrow"))
+        return pa.concat_tables([read_arrow(f)[0] for f in files]) if files else CATALOG_LOG.empty_table()
+
 
 def write_arrow(path: Path, table: pa.Table, meta: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)

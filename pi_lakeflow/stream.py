@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 
-from .local import LocalConfig, local_session
+from .local import LocalConfig, local_session, spark_error
 from .realtime import MarkerStore, poll_summary
 from .settings import configuration
 from .sources import SOURCES
@@ -31,7 +31,8 @@ def say(text: str) -> None:
 
 
 def run_stream(config: LocalConfig, interval: str = "0 seconds") -> int:
-    """Runs until SIGINT or SIGTERM; returns the exit status."""
+    """Runs until SIGINT or SIGTERM; returns the exit status. The caller holds ``state_dir``
+    (local.state_lock)."""
     stop = threading.Event()
     spark = local_session(config)
     # After the session: pyspark's own SIGINT handler would cancel the poll under way.
@@ -51,7 +52,7 @@ def run_stream(config: LocalConfig, interval: str = "0 seconds") -> int:
         while query.isActive and not stop.wait(1.0):
             progress.show(query.recentProgress)
         if query.exception() is not None:
-            say(f"stream failed: {str(query.exception()).splitlines()[0]}")
+            say(f"stream failed: {spark_error(query.exception())}")
             return 1
         _stop_between_polls(query, store)
         progress.show(query.recentProgress)

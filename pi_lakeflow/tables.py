@@ -73,6 +73,17 @@ CATALOG = {
 #: Tables made from the time-series source's state, after pi_timeseries in each run.
 STATE = {"pi_ingestion_log": INGESTION_LOG, "pi_tag_cursors": TAG_CURSORS}
 
+CATALOG_LOG_NAME = "pi_catalog_log"
+#: pi_catalog_log: the items of the catalog tables' latest read that the server refused or does
+#: not have (an element whose attributes AF security hides, a selected name that does not exist),
+#: with the server's message; made after the catalog tables in each run.
+CATALOG_LOG = pa.schema([
+    pa.field("table", pa.string(), nullable=False),
+    pa.field("item", pa.string(), nullable=False),
+    pa.field("error", pa.string(), nullable=False),
+    pa.field("read_at", SPARK_TIMESTAMP, nullable=False),
+])
+
 #: Silver and quality tables (pipelines/silver.py; their rules are pi_lakeflow.quality's).
 TIMESERIES_SILVER = "pi_timeseries_silver"
 TIMESERIES_QUARANTINE = "pi_timeseries_quarantine"
@@ -81,7 +92,10 @@ QUALITY_METRICS = "pi_quality_metrics"
 EVENT_FRAMES_SILVER = "pi_event_frames_silver"
 SILVER = (TIMESERIES_SILVER, TIMESERIES_QUARANTINE, RULE_COUNTS, QUALITY_METRICS, EVENT_FRAMES_SILVER)
 
-ALL_TABLES = (TIMESERIES_NAME, *CATALOG, *STATE, *SILVER, UPDATES_NAME)
+#: Every table of the batch ``pi_catalog`` source, by name.
+CATALOG_SOURCE_TABLES = {**CATALOG, **STATE, CATALOG_LOG_NAME: CATALOG_LOG}
+
+ALL_TABLES = (TIMESERIES_NAME, *CATALOG, CATALOG_LOG_NAME, *STATE, *SILVER, UPDATES_NAME)
 
 
 def for_spark(table: pa.Table, schema: pa.Schema | None = None) -> pa.Table:
@@ -104,7 +118,7 @@ def datasets(table_set: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if table_set == "updates":
         return (UPDATES_NAME,), ()
     timeseries, catalog = table_set in ("all", "timeseries"), table_set in ("all", "catalog")
-    bronze = ((TIMESERIES_NAME, *STATE) if timeseries else ()) + (tuple(CATALOG) if catalog else ())
+    bronze = ((TIMESERIES_NAME, *STATE) if timeseries else ()) + ((*CATALOG, CATALOG_LOG_NAME) if catalog else ())
     silver = (((TIMESERIES_SILVER, TIMESERIES_QUARANTINE, RULE_COUNTS, QUALITY_METRICS) if timeseries else ())
               + ((EVENT_FRAMES_SILVER,) if catalog else ()))
     return bronze, silver

@@ -133,6 +133,8 @@ class PiWebApi:
         self._markers: dict[str, tuple[str, int, float]] = {}  # marker -> (web id, since, created)
         self._marker_lock = threading.Lock()
         self._flaky_failures: dict[str, int] = {}
+        #: Requests and batch sub-requests refused for a count above MaxReturnedItemsPerCall.
+        self.refused_counts = 0
 
     # ---- dispatch -------------------------------------------------------------------------
     def handle(self, method: str, path: str, query: Query, body: bytes = b"") -> Reply:
@@ -197,15 +199,21 @@ class PiWebApi:
         limit = self.server_config.max_returned_items_per_call
         count = query.integer("maxCount", 1000, minimum=1)
         if count > limit or count * streams > limit:
-            raise ApiError(400, f"Parameter 'maxCount' is greater than the maximum allowed ({limit}).")
+            self.refuse_count(limit)
         return count
+
+    def refuse_count(self, limit: int) -> None:
+        """Raise the 400 of a count above MaxReturnedItemsPerCall (and count it)."""
+        with self._marker_lock:
+            self.refused_counts += 1
+        raise ApiError(400, f"Parameter 'maxCount' is greater than the maximum allowed ({limit}).")
 
     def page(self, items: list, query: Query) -> list:
         start = query.integer("startIndex", 0)
         count = query.integer("maxCount", 1000, minimum=1)
         limit = self.server_config.max_returned_items_per_call
         if count > limit:
-            raise ApiError(400, f"Parameter 'maxCount' is greater than the maximum allowed ({limit}).")
+            self.refuse_count(limit)
         return items[start:start + count]
 
     def listing(self, items: list[dict], query: Query) -> Reply:
@@ -372,6 +380,14 @@ def _end(api: PiWebApi, m, q, b) -> Reply:
     return Reply(200, [_snapshot(api, m["id"], q)])
 
 
+def _all_recorded(api: PiWebApi, point: Point, start: int, end: int) -> Values:
+    """Every recorded value in [start, end]: what interpolation and summaries are computed from,
+    whatever MaxReturnedItemsPerCall (which bounds what a reply returns, not what PI reads)."""
+    low, high = api.series.event_range(point, start, end)
+    values, _ = api.series.recorded(point, start, end, api.now(), 4 * (high - low) + 16)
+    return values
+
+
 def _interpolate(api: PiWebApi, point: Point, start: int, end: int, interval: int) -> Values:
     """Values on a regular grid: linear between numeric values, the previous value for steps."""
     if interval <= 0:
@@ -381,8 +397,7 @@ def _interpolate(api: PiWebApi, point: Point, start: int, end: int, interval: in
         raise ApiError(400, f"The number of intervals is greater than the maximum allowed "
                             f"({api.server_config.max_returned_items_per_call}).")
     lookback = 400 * point.interval_ticks
-    values, _ = api.series.recorded(point, start - lookback, end, api.now(),
-                                    api.server_config.max_returned_items_per_call * 10)
+    values = _all_recorded(api, point, start - lookback, end)
     if len(values) == 0:
         return values
     before = np.searchsorted(values.ticks, grid, side="right") - 1
@@ -420,7 +435,7 @@ def summarize(api: PiWebApi, point: Point, start: int, end: int, duration: int, 
     edges = np.arange(start, end, duration, dtype=np.int64)
     if len(edges) > api.server_config.max_returned_items_per_call:
         raise ApiError(400, "The number of intervals is greater than the maximum allowed.")
-    values, _ = api.series.recorded(point, start, end, api.now(), api.server_config.max_returned_items_per_call * 10)
+    values = _all_recorded(api, point, start, end)
     out: dict[str, list[dict]] = {t: [] for t in types}
     for left in edges.tolist():
         right = min(left + duration, end)
@@ -732,6 +747,8 @@ def _child_elements(api: PiWebApi, m, q, b) -> Reply:
 @route("GET", r"elements/(?P<id>[^/]+)/attributes")
 def _element_attributes(api: PiWebApi, m, q, b) -> Reply:
     element = api.lookup(m["id"], Element)
+    if element.name in api.server_config.denied_elements:
+        raise ApiError(403, f"Access to the attributes of '{element.path}' is denied by AF security for this identity.")
     return api.listing([a.to_json(api.base_url) for a in api.page(element.attributes, q)], q)
 
 

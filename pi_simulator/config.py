@@ -74,6 +74,8 @@ class ServerConfig:
     faults: tuple[str, ...] = ("503",)
     #: Tag names whose reads fail on the server (a sub-request status 500 with a message).
     failing_tags: tuple[str, ...] = ()
+    #: AF element names whose attributes the caller may not read (AF security: 403 with a message).
+    denied_elements: tuple[str, ...] = ()
     #: Tag names whose first ``flaky_failures`` reads fail with 503, then succeed.
     flaky_tags: tuple[str, ...] = ()
     flaky_failures: int = 2

@@ -431,8 +431,9 @@ def build_plant(config: PlantConfig) -> Plant:
         kind = EQUIPMENT_KINDS[(i % len(equipment)) % len(EQUIPMENT_KINDS)] if equipment else EQUIPMENT_KINDS[0]
         slot = i // max(len(equipment), 1)
         # Rotate the first measurement by equipment so that a plant with one tag per equipment
-        # still has every point type.
-        code = kind.measurements[(slot + i // len(EQUIPMENT_KINDS)) % len(kind.measurements)]
+        # still has every point type; an equipment's slots take its measurements in turn, so that
+        # (measurement, repeat) and with it the point name is unique (PI names are).
+        code = kind.measurements[(slot + (i % max(len(equipment), 1)) // len(EQUIPMENT_KINDS)) % len(kind.measurements)]
         repeat = slot // len(kind.measurements)
         prefix = (owner.path.split("\\")[-4:] if owner else ["Site01", "Area01", "Unit01", f"X-{i:05d}"])
         site, area, unit, equip = prefix

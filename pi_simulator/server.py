@@ -292,7 +292,7 @@ class SimulatorServer:
 
     def counters(self) -> dict[str, int]:
         with self._fault_lock:
-            return dict(self._counts)
+            return {**self._counts, "refused:maxCount": self.api.refused_counts}
 
     # ---- /simulator/... -----------------------------------------------------------------
     def admin(self, method: str, path: str, query: str, body: bytes, headers) -> Reply:

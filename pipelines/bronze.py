@@ -16,25 +16,26 @@ from pi_lakeflow.sources import SOURCES
 for source in SOURCES:
     spark.dataSource.register(source)  # noqa: F821 (the engine provides spark)
 
-SETTINGS = configuration(lambda key: spark.conf.get(key, None))  # noqa: F821
+SETTINGS = configuration(lambda key: spark.conf.get(key, None))  # noqa: F821 (secrets: see configuration)
 #: all, timeseries or catalog: one pipeline, or two with their own schedules (the bundle's way);
 #: updates: the real-time table alone (a continuous pipeline).
 TABLES = parse(SETTINGS).tables
 
 
-def _after_timeseries(frame, columns):
-    """``frame`` with a dependency on pi_timeseries, so that the engine runs it after the
-    time-series flow of the same run (it adds no rows)."""
-    nothing = spark.read.table(tables.TIMESERIES_NAME).limit(0)  # noqa: F821
-    return frame.unionByName(nothing.select(*(F.lit(None).alias(c) for c in columns)))
+def _after(frame, columns, names):
+    """``frame`` with a dependency on the tables ``names``, so that the engine runs it after their
+    flows of the same run (it adds no rows)."""
+    for name in names:
+        nothing = spark.read.table(name).limit(0)  # noqa: F821
+        frame = frame.unionByName(nothing.select(*(F.lit(None).alias(c) for c in columns)))
+    return frame
 
 
-def _view(name: str, comment: str, after_timeseries: bool) -> None:
+def _view(name: str, comment: str, after: tuple[str, ...]) -> None:
     @dp.materialized_view(name=name, comment=comment)
     def view():
         found = spark.read.format("pi_catalog").options(**SETTINGS).option("table", name).load()  # noqa: F821
-        columns = {**tables.CATALOG, **tables.STATE}[name].names
-        return _after_timeseries(found, columns) if after_timeseries else found
+        return _after(found, tables.CATALOG_SOURCE_TABLES[name].names, after)
 
 
 if TABLES in ("all", "timeseries"):
@@ -44,7 +45,7 @@ if TABLES in ("all", "timeseries"):
         return spark.readStream.format("pi_timeseries").options(**SETTINGS).load()  # noqa: F821
 
     for _name in tables.STATE:
-        _view(_name, f"{_name}: from the time-series source's state, after pi_timeseries.", after_timeseries=True)
+        _view(_name, f"{_name}: from the time-series source's state, after pi_timeseries.", (tables.TIMESERIES_NAME,))
 
 if TABLES == "updates":
     @dp.table(name=tables.UPDATES_NAME, partition_cols=["date"],
@@ -55,4 +56,7 @@ if TABLES == "updates":
 if TABLES in ("all", "catalog"):
     # In one pipeline, the catalog waits for the time series, which gets the cores first.
     for _name in tables.CATALOG:
-        _view(_name, f"{_name}: read whole from the PI Web API on each run.", after_timeseries=TABLES == "all")
+        _view(_name, f"{_name}: read whole from the PI Web API on each run.",
+              (tables.TIMESERIES_NAME,) if TABLES == "all" else ())
+    _view(tables.CATALOG_LOG_NAME, "The items the catalog tables' latest reads could not read, with the server's "
+                                   "message.", tuple(tables.CATALOG))

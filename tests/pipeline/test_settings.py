@@ -4,6 +4,8 @@ with one message naming what was wrong and what is accepted."""
 from __future__ import annotations
 
 import socket
+import socketserver
+import threading
 import time
 from pathlib import Path
 
@@ -48,6 +50,9 @@ def unused_port() -> int:
     ({"pi.catalog_schema": "main.pi; DROP"}, "pi.catalog_schema: 'main.pi; DROP' is not a schema name",
      "catalog.schema"),
     ({"pi.updates.transport": "websocket"}, "pi.updates.transport: 'websocket' is not one of", "markers, channels"),
+    ({"pi.max_items_per_call": "0"}, "pi.max_items_per_call: '0' must be 1 or more", "1 or more"),
+    ({"pi.read_timeout": "0s"}, "pi.read_timeout: '0s' must be longer than zero", "longer than zero"),
+    ({"pi.read_timeout": "soon"}, "pi.read_timeout: 'soon' is not a duration", "unit s, m"),
     ({"pi.updates.transport": "channels", "pi.auth": "bearer", "pi.token": "env:T"},
      "pi.updates.transport channels does not work with pi.auth bearer", "basic, kerberos or anonymous"),
 ])
@@ -119,7 +124,7 @@ def test_an_unset_secret_variable_is_named(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("PI_TEST_PASSWORD", raising=False)
     configuration = {**GOOD, "pi.auth": "basic", "pi.user": "svc", "pi.password": "env:PI_TEST_PASSWORD"}
     status, err = run_cli(tmp_path, capsys, {"state_dir": "state", "configuration": configuration})
-    assert status == 1 and "PI_TEST_PASSWORD" in err and "not set" in err
+    assert status == 2 and "PI_TEST_PASSWORD" in err and "not set" in err
 
 
 def test_an_unreachable_server_ends_the_run_with_one_message(tmp_path, capsys):
@@ -147,3 +152,55 @@ def test_relative_and_absolute_times():
 def test_the_readme_documents_every_setting():
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert [k for k in KEY_NAMES if f"| `{k}` |" not in readme] == []
+
+
+def _serve(reply: bytes) -> tuple[socketserver.TCPServer, str]:
+    """A loopback HTTP server that answers every request with ``reply`` (raw HTTP)."""
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.recv(65536)
+            if reply:
+                self.request.sendall(reply)
+            else:  # accepts the connection and never answers
+                time.sleep(30)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"127.0.0.1:{server.server_address[1]}"
+
+
+def test_https_against_a_plain_http_server_says_so(tmp_path, capsys):
+    with make_server() as server:
+        configuration = {"pi.url": server.url.replace("http://", "https://")}
+        status, err = run_cli(tmp_path, capsys, {"state_dir": "state", "configuration": configuration})
+    assert status == 1 and "does not speak TLS" in err and "http://" in err and "certificate" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_server_that_answers_html_is_named_with_its_url(tmp_path, capsys):
+    page = b"<html><body>Sign in to continue</body></html>"
+    server, address = _serve(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
+                             + str(len(page)).encode() + b"\r\nConnection: close\r\n\r\n" + page)
+    with server:
+        configuration = {"pi.url": f"http://{address}/piwebapi"}
+        status, err = run_cli(tmp_path, capsys, {"state_dir": "state", "configuration": configuration})
+    assert status == 1 and f"http://{address}/piwebapi/dataservers" in err and "text/html, not JSON" in err
+    assert "Sign in" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_server_that_never_answers_is_reported_within_seconds(tmp_path, capsys):
+    server, address = _serve(b"")
+    with server:
+        configuration = {"pi.url": f"http://{address}/piwebapi"}
+        status, err = run_cli(tmp_path, capsys, {"state_dir": "state", "configuration": configuration})  # < 15 s
+    assert status == 1 and f"Cannot reach PI Web API at http://{address}/piwebapi after 3 attempt(s)" in err
+    assert "did not answer within 3 s" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_time_series_alone_needs_the_catalog_tables_first(tmp_path, capsys):
+    with make_server() as server:
+        configuration = {"pi.url": server.url, "pi.tables": "timeseries"}
+        status, err = run_cli(tmp_path, capsys, {"state_dir": "state", "configuration": configuration})
+    assert status == 2 and "pi.tables timeseries makes the silver tables from pi_points" in err
+    assert "pi.tables all" in err and len(err.strip().splitlines()) == 1

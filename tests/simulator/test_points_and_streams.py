@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
+from pi_simulator import PlantConfig
+from pi_simulator.plant import build_plant
 from tests.conftest import NOW
 
 
@@ -154,3 +158,10 @@ def test_late_values_appear_when_back_filled():
     before = truth.recorded(point.name, waiting, waiting + 10**7 * 60, now=NOW)
     after = truth.recorded(point.name, waiting, waiting + 10**7 * 60, now=int(values.visible_at[pending][0]))
     assert before == [] and len(after) >= 1
+
+
+@pytest.mark.parametrize("tags, elements", [(2_000, 100), (5_000, 10), (300, 400), (100, 1), (50, 0), (20_000, 3)])
+def test_point_names_are_unique_for_every_plant_size(tags, elements):
+    """PI point names are unique within a Data Archive; GroundTruth(name) relies on it."""
+    names = [p.name for p in build_plant(PlantConfig(tags=tags, elements=elements, event_frames=10)).points]
+    assert len(names) == tags and len(set(names)) == tags
