@@ -221,8 +221,10 @@ def attributes(client: PiClient, element_web_ids: Iterable[str], kind: str = "el
     """The attributes of many elements (or event frames with ``kind="eventframes"``), in batches;
     for "PI Point" references, the point's WebId (from Links.Point) and path (from ConfigString)."""
     owners = list(dict.fromkeys(element_web_ids))
-    found, errors = _batch_items(client, lambda w, size, start: f"{kind}/{w}/attributes?startIndex={start}&maxCount={size}",
-                                 owners, listing=True)
+    def resource(owner: str, size: int, start: int) -> str:
+        return f"{kind}/{owner}/attributes?startIndex={start}&maxCount={size}"
+
+    found, errors = _batch_items(client, resource, owners, listing=True)
     return Lookup(_table([attribute_row(owner, a) for owner, a in found], schemas.ATTRIBUTES), errors)
 
 

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import schemas
-from .client import PiClient
+from .client import Limits, PiClient
 from .decode import (PiValue, StreamData, Streams, SummaryStreams, decode, gc_paused, parse_timestamps,
                      values_table)
 from .errors import PiAuthError, PiConfigError, PiConnectionError, PiDecodeError, PiHttpError
@@ -107,10 +107,11 @@ def _fan_out(client: PiClient, jobs: list[_Job], resource: Callable[[_Job], str]
     """Send jobs in batches until none is left.
 
     A batch request that fails after its retries (a fault, not a refused identity) fails the tags
-    of its jobs with its message, and the other jobs go on. A job refused for its count (the server's MaxReturnedItemsPerCall) is regrouped under the
-    limit the server named, and so is every job waiting with a count above it, so that each
-    sub-request is refused at most once; a failed job of several tags becomes one job per tag, so
-    that one bad tag cannot fail the others; a failed job of one tag records the server's message.
+    of its jobs with its message, and the other jobs go on. A job refused for its count (the
+    server's MaxReturnedItemsPerCall) is regrouped under the limit the server named, and so is
+    every job waiting with a count above it, so that each sub-request is refused at most once; a
+    failed job of several tags becomes one job per tag, so that one bad tag cannot fail the
+    others; a failed job of one tag records the server's message.
     """
     limits = client.limits
 
@@ -138,9 +139,9 @@ def _fan_out(client: PiClient, jobs: list[_Job], resource: Callable[[_Job], str]
         jobs = jobs[len(sent):]
         try:
             replies = client.batch({str(i): resource(job) for i, job in enumerate(sent)})
+        except PiAuthError:
+            raise  # the identity is refused: every tag would fail alike
         except (PiConnectionError, PiDecodeError, PiHttpError) as error:
-            if isinstance(error, PiAuthError):
-                raise  # the identity is refused: every tag would fail alike
             for job in sent:  # the request failed after its retries: its tags fail, the others go on
                 for progress in job.tags:
                     progress.error = str(error)
@@ -157,7 +158,7 @@ def _fan_out(client: PiClient, jobs: list[_Job], resource: Callable[[_Job], str]
                 job.tags[0].error = reply.error
 
 
-def _too_large(job: _Job, limits) -> bool:
+def _too_large(job: _Job, limits: Limits) -> bool:
     """Whether a job asks for more items than the server allows in one call."""
     return job.max_count * len(job.tags) > limits.max_items_per_call
 

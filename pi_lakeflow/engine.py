@@ -53,6 +53,7 @@ class PartitionWatcher(threading.Thread):
         self.store, self.after_batch = store, after_batch
         self.stopped = threading.Event()
         self.seen: set[tuple[int, int]] = set()
+        self.planned: set[int] = set()
         self.news = time.monotonic()
 
     def run(self) -> None:
@@ -62,6 +63,9 @@ class PartitionWatcher(threading.Thread):
     def report(self) -> None:
         for batch in [b for b in self.store.batches() if b > self.after_batch]:
             info, _ = self.store.plan(batch)
+            if batch not in self.planned:  # a batch's quiet time counts from its plan
+                self.planned.add(batch)
+                self.news = time.monotonic()
             finished = self.store.finished_partitions(batch)
             for partition in finished:
                 if (batch, partition) in self.seen:
