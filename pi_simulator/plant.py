@@ -427,13 +427,13 @@ def build_plant(config: PlantConfig) -> Plant:
     points: list[Point] = []
     fixed_interval = config.sampling_seconds
     for i in range(config.tags):
-        owner = equipment[i % len(equipment)] if equipment else None
-        kind = EQUIPMENT_KINDS[(i % len(equipment)) % len(EQUIPMENT_KINDS)] if equipment else EQUIPMENT_KINDS[0]
-        slot = i // max(len(equipment), 1)
+        slot, index = divmod(i, max(len(equipment), 1))  # tag i is slot `slot` of equipment `index`
+        owner = equipment[index] if equipment else None
+        kind = EQUIPMENT_KINDS[index % len(EQUIPMENT_KINDS)]
         # Rotate the first measurement by equipment so that a plant with one tag per equipment
         # still has every point type; an equipment's slots take its measurements in turn, so that
         # (measurement, repeat) and with it the point name is unique (PI names are).
-        code = kind.measurements[(slot + (i % max(len(equipment), 1)) // len(EQUIPMENT_KINDS)) % len(kind.measurements)]
+        code = kind.measurements[(slot + index // len(EQUIPMENT_KINDS)) % len(kind.measurements)]
         repeat = slot // len(kind.measurements)
         prefix = (owner.path.split("\\")[-4:] if owner else ["Site01", "Area01", "Unit01", f"X-{i:05d}"])
         site, area, unit, equip = prefix
