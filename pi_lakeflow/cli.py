@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Iterator
 
 from pi_lakeflow import exits
-from pi_lakeflow.local import spark_error
-from pi_simulator import FAULTS, Clock, PiWebApi, PlantConfig, ServerConfig, SimulatorServer
-from pi_simulator.pitime import TimeStringError, parse_duration, parse_time
+
+#: Top-level modules that only the ``local`` extra installs (the deployable wheel leaves them out).
+LOCAL_EXTRA = ("pyspark", "pi_simulator", "yaml", "plotly", "databricks")
 
 
 class UsageError(Exception):
@@ -84,7 +84,7 @@ def _add_simulator_options(parser: argparse.ArgumentParser) -> None:
     faults = parser.add_argument_group("injected failures")
     faults.add_argument("--latency", type=_seconds, default=0.0, help="added seconds per request")
     faults.add_argument("--fault-rate", type=_rate, default=0.0, help="share of requests that fail (0 to 1)")
-    faults.add_argument("--faults", default="503", help=f"which faults, comma-separated: {', '.join(FAULTS)}")
+    faults.add_argument("--faults", default="503", help=f"which faults, comma-separated: {_fault_names()}")
     faults.add_argument("--failing-tag", action="append", default=[], metavar="NAME",
                         help="reads of this tag fail with a server error (repeatable)")
     faults.add_argument("--denied-element", action="append", default=[], metavar="NAME",
@@ -93,8 +93,20 @@ def _add_simulator_options(parser: argparse.ArgumentParser) -> None:
                         help="seconds before a stream-update marker expires (default 600)")
 
 
-def build_simulator(args: argparse.Namespace) -> SimulatorServer:
-    """The configured simulator, not yet started. Raises UsageError on bad values."""
+def _fault_names() -> str:
+    try:
+        from pi_simulator import FAULTS
+    except ModuleNotFoundError:
+        return "(the simulator is not installed)"
+    return ", ".join(FAULTS)
+
+
+def build_simulator(args: argparse.Namespace):
+    """The configured simulator (a pi_simulator.SimulatorServer), not yet started. Raises
+    UsageError on bad values."""
+    from pi_simulator import FAULTS, Clock, PiWebApi, PlantConfig, ServerConfig, SimulatorServer
+    from pi_simulator.pitime import TimeStringError, parse_duration, parse_time
+
     now_guess = int(time.time() * 10_000_000)
     try:
         sampling = parse_duration(args.sampling) / 10_000_000 if args.sampling else None
@@ -142,7 +154,7 @@ def _pairs(items: list[str], option: str, form: str) -> dict[str, str]:
     return pairs
 
 
-def _describe(server: SimulatorServer) -> str:
+def _describe(server) -> str:
     api = server.api
     plant = api.plant
     frames_open = sum(1 for f in plant.event_frames if f.start_ticks <= api.now() < f.planned_end_ticks)
@@ -242,6 +254,7 @@ def _holding(config, command: str) -> Iterator[None]:
 def cmd_stream(args: argparse.Namespace) -> int:
     from pyspark.errors import PySparkException
 
+    from pi_lakeflow.local import spark_error
     from pi_lakeflow.stream import run_stream
 
     config = _load(args.config)
@@ -273,7 +286,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from pyspark.errors import PySparkException
 
-    from pi_lakeflow.local import ConfigError
+    from pi_lakeflow.local import ConfigError, spark_error
     from pi_lakeflow.report import write_report
 
     out = Path(args.out)
@@ -385,6 +398,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except UsageError as error:
         print(f"pi-lakeflow {args.command}: {error}", file=sys.stderr)
+        return exits.USAGE
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] not in LOCAL_EXTRA:
+            raise
+        print(f"pi-lakeflow {args.command}: needs {error.name}, which the local extra installs: "
+              f"pip install 'pi-lakeflow[local]' (the deployable wheel leaves it out)", file=sys.stderr)
         return exits.USAGE
 
 

@@ -37,10 +37,11 @@ _HASHED = ("web_id", "timestamp_ns", "ordinal", "value_double", "value_string", 
            "state_name", "state_code", "is_system", "error", "good", "questionable", "substituted", "annotated")
 
 
-def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, batch: int, now_ns: int
+def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, follows: int, batch: int, now_ns: int
                ) -> tuple[PlanInfo, pa.Table] | None:
-    """The plan of ``batch`` from the tag state after the batch before it; None when no tag has
-    anything to read (``end`` has not moved) and every selected name exists."""
+    """The plan of ``batch`` from ``previous``, the tag state after batch ``follows`` (usually
+    the batch before it; 0: no state); None when no tag has anything to read (``end`` has not
+    moved) and every selected name exists."""
     selected = select_tags(client, settings)
     index, count = settings.shard
     mine = pa.array([shard_of(w, count) == index for w in selected.table["web_id"].to_pylist()], pa.bool_())
@@ -74,7 +75,7 @@ def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, batch: 
         row["partition"] = -1
     table = pa.Table.from_pylist([*due, *waiting, *known.values()], schema=PLAN)
     partitions = (len(due) + size - 1) // size
-    return PlanInfo(batch, end, partitions, settings.lookback_ns, dict(selected.errors)), table
+    return PlanInfo(batch, end, partitions, settings.lookback_ns, dict(selected.errors), follows), table
 
 
 def shard_of(web_id: str, count: int) -> int:

@@ -14,6 +14,15 @@
 
 Every source takes the pipeline settings as options (settings.configuration) and parses them
 where it runs.
+
+The stream readers speak both Python data source protocols that Databricks pipelines run today:
+Spark 4.2 and later call ``latestOffset(start, limit)`` (admission control; every batch reads
+all that is due, so the limit is ignored), Spark 4.0 and 4.1 call ``latestOffset()``. Without
+``start`` a reader takes the end of the last batch Spark ran from the state store (Spark plans a
+batch only after the one before it has run), and ``partitions(start, end)``, which every
+version calls with both offsets, re-plans a batch planned from another start (a new checkpoint
+over an older state folder). Each reader probes ``pi.state_path`` when it is made, on the
+driver, and each task before it reads (state.probe).
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ from .extract import plan_batch, read_partition
 from .channels import ChannelListener
 from .realtime import KEEP_POLLS, MarkerStore, plan_layout, read_poll, write_pushed
 from .settings import Settings, parse
-from .state import StateStore, ingestion_log, tag_cursors
+from .state import PlanInfo, StateStore, ingestion_log, probe, tag_cursors
 
 #: Batches kept in the state store behind the last committed one (for replays and the log).
 KEEP_BATCHES = 3
@@ -53,28 +62,45 @@ class BatchPartition(InputPartition):
 class TimeSeriesReader(DataSourceStreamReader):
     def __init__(self, options):
         self.settings = _settings(options)
+        probe(self.settings.state_path)
         self.store = StateStore(self.settings.state_path)
 
     def initialOffset(self) -> dict:
         return {"batch": 0}
 
-    def latestOffset(self, start: dict, limit) -> dict:
-        batch = start["batch"]
+    def latestOffset(self, start: dict | None = None, limit=None) -> dict:
+        """The next batch, planned from the tag state after ``start``; ``start`` when nothing is
+        due. Without ``start`` (Spark 4.0, 4.1) the newest batch whose tasks all finished."""
+        after = self.store.newest_finished() if start is None else start["batch"]
+        info = self._plan(after, after + 1)
+        return {"batch": after if info is None else info.batch}
+
+    def _plan(self, after: int, batch: int) -> PlanInfo | None:
+        """Plan ``batch`` from the tag state after batch ``after`` and keep the plan."""
+        if after and after not in self.store.batches():
+            raise RuntimeError(f"the stream's checkpoint continues from batch {after}, which pi.state_path "
+                               f"{self.settings.state_path} no longer holds (it holds {self.store.batches()}); "
+                               f"a full refresh reads every tag again from pi.start")
         with connect(self.settings) as client:
-            planned = plan_batch(client, self.settings, self.store.tag_state(batch), batch + 1, time.time_ns())
+            planned = plan_batch(client, self.settings, self.store.tag_state(after), after, batch, time.time_ns())
         if planned is None:
-            return start
+            return None
         info, rows = planned
         self.store.write_plan(info, rows)
-        return {"batch": info.batch}
+        return info
 
     def partitions(self, start: dict, end: dict) -> list[BatchPartition]:
         if end["batch"] == start["batch"]:  # Spark asks for the first batch even when nothing is due
             return []
         info, _ = self.store.plan(end["batch"])
+        if info.follows != start["batch"]:  # planned without start (Spark 4.0, 4.1) over another history
+            info = self._plan(start["batch"], end["batch"])
+            if info is None:
+                return []
         return [BatchPartition(info.batch, p) for p in range(info.partitions)]
 
     def read(self, partition: BatchPartition) -> Iterator[pa.RecordBatch]:
+        probe(self.settings.state_path)
         with connect(self.settings) as client:
             for landed in read_partition(client, self.store, partition.batch, partition.partition):
                 yield from landed.to_batches(max_chunksize=100_000)
@@ -106,18 +132,27 @@ class PollPartition(InputPartition):
 class UpdatesReader(DataSourceStreamReader):
     def __init__(self, options):
         self.settings = _settings(options)
+        probe(self.settings.state_path)
         self.store = MarkerStore(self.settings.state_path)
         self.selected = False
+        self.offered: dict | None = None  # the last offset given, for Spark 4.0 and 4.1 (no start)
         self.pushed = self.settings.updates_transport == "channels"
         self.listener: ChannelListener | None = None
 
     def initialOffset(self) -> dict:
         return {"poll": 0}
 
-    def latestOffset(self, start: dict, limit) -> dict:
+    def latestOffset(self, start: dict | None = None, limit=None) -> dict:
         """Markers: one poll after the last, every trigger (a poll with no news lands no rows).
         Channels: a poll when the channels pushed something (or a tag's state changed). Neither
-        once the store is draining (a local stop). The tags are selected when the stream starts."""
+        once the store is draining (a local stop). The tags are selected when the stream starts.
+        Without ``start`` (Spark 4.0, 4.1): the last offset given, else the newest poll kept."""
+        if start is None:
+            start = self.offered or {"poll": max(self.store.polls(), default=0)}
+        self.offered = self._next(start)
+        return self.offered
+
+    def _next(self, start: dict) -> dict:
         if self.store.draining():
             self.stop()
             return start
@@ -142,6 +177,7 @@ class UpdatesReader(DataSourceStreamReader):
         return [PollPartition(n, p) for n in polls for p in partitions]
 
     def read(self, partition: PollPartition) -> Iterator[pa.RecordBatch]:
+        probe(self.settings.state_path)
         if self.pushed:
             events = self.store.events(partition.poll, partition.partition)
             yield from events.to_batches(max_chunksize=100_000) if events is not None else ()
@@ -187,6 +223,7 @@ class CatalogReader(DataSourceReader):
         return [CatalogPartition(self.table)]
 
     def read(self, partition: CatalogPartition) -> Iterator[pa.RecordBatch]:
+        probe(self.settings.state_path)
         store = StateStore(self.settings.state_path)
         if partition.table == "pi_tag_cursors":
             found = tag_cursors(store)

@@ -7,9 +7,13 @@ Spark checkpoints the stream's offset (``{"batch": n}``); what a batch means per
 
 A batch is planned from the state after the batch it follows, and a batch is only planned once
 the one before it is committed (Spark hands the source the committed offset), so a replayed
-batch reads the same plan and rewrites the same part files. Each file is written to a temporary
-name and renamed, so a reader sees whole files only. Plain file I/O: a local folder, or a Unity
-Catalog volume (``/Volumes/...``) on Databricks.
+batch reads the same plan and rewrites the same part files.
+
+Plain file I/O that a Unity Catalog volume's FUSE mount (``/Volumes/...`` on Databricks) allows:
+each file is serialized in memory, written whole and sequentially under a temporary name and
+renamed, so a reader sees whole files only; files are read whole into memory (no memory maps, no
+appends, no writes in place). :func:`probe` checks those operations where a process starts using
+the store, so a path a Spark task cannot write fails with one line naming ``pi.state_path``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +65,7 @@ class PlanInfo:
     partitions: int
     lookback_ns: int
     missing: dict[str, str]  # selected tag name -> why the server does not have it
+    follows: int  # the batch whose tag state it was planned from (0: none, a new history)
 
 
 @dataclass(frozen=True)
@@ -86,19 +92,22 @@ class StateStore:
     def write_plan(self, info: PlanInfo, rows: pa.Table) -> None:
         # Batches from this one on are from an earlier attempt that never committed, or from before
         # a full refresh (the stream starts again at batch 1): they are history no longer.
+        # A plan from no state (a new stream, a full refresh) starts a new history, its log included.
+        new_history = info.follows == 0
         for batch in self.batches():
-            if batch >= info.batch:
+            if batch >= info.batch or new_history:
                 shutil.rmtree(self._batch_dir(batch))
-        if info.batch == 1:  # a first batch starts a new history, its log included
+        if new_history:
             shutil.rmtree(self.root / "log", ignore_errors=True)
         folder = self._batch_dir(info.batch)
         meta = {"batch": info.batch, "end_ns": info.end_ns, "partitions": info.partitions,
-                "lookback_ns": info.lookback_ns, "missing": info.missing}
+                "lookback_ns": info.lookback_ns, "missing": info.missing, "follows": info.follows}
         write_arrow(folder / "plan.arrow", rows.cast(PLAN), meta)
 
     def plan(self, batch: int) -> tuple[PlanInfo, pa.Table]:
         table, meta = read_arrow(self._batch_dir(batch) / "plan.arrow")
-        return PlanInfo(meta["batch"], meta["end_ns"], meta["partitions"], meta["lookback_ns"], meta["missing"]), table
+        return PlanInfo(meta["batch"], meta["end_ns"], meta["partitions"], meta["lookback_ns"], meta["missing"],
+                        meta.get("follows", meta["batch"] - 1)), table  # plans written before "follows" existed
 
     def batches(self) -> list[int]:
         """Batches that have a plan, oldest first."""
@@ -106,6 +115,10 @@ class StateStore:
         if not folder.is_dir():
             return []
         return sorted(int(p.name) for p in folder.iterdir() if (p / "plan.arrow").is_file())
+
+    def newest_finished(self) -> int:
+        """The newest batch whose every partition has left its outcome; 0 when there is none."""
+        return max((b for b in self.batches() if self.finished(b)), default=0)
 
     def finished(self, batch: int) -> bool:
         """Whether every partition of a planned batch has left its outcome."""
@@ -172,18 +185,52 @@ class StateStore:
         return pa.concat_tables([read_arrow(f)[0] for f in files]) if files else CATALOG_LOG.empty_table()
 
 
+class StatePathError(RuntimeError):
+    """``pi.state_path`` cannot be used from this process; the message names the path and the step."""
+
+
+def probe(root: str | os.PathLike) -> None:
+    """Do once what the store does all the time under ``root``: make a folder, write a whole
+    file under a temporary name, rename it, read it back, remove the folder.
+
+    Raises
+    ------
+    StatePathError
+        One line naming ``pi.state_path``, the step that failed, the host and the OS error.
+    """
+    folder = Path(root) / ".probe" / f"{socket.gethostname()}-{os.getpid()}"
+    step = "make a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        step = "write and rename a file"
+        write_arrow(folder / "probe.arrow", pa.table({"probe": [1]}), {"host": socket.gethostname()})
+        step = "read a file"
+        read_arrow(folder / "probe.arrow")
+        step = "remove a folder"
+        shutil.rmtree(folder)
+    except OSError as error:
+        raise StatePathError(
+            f"pi.state_path {root}: cannot {step} there from {socket.gethostname()} ({error.strerror or error}); "
+            f"it must be a folder that the driver and every Spark task can write (on Databricks a Unity "
+            f"Catalog volume, /Volumes/<catalog>/<schema>/<volume>)") from None
+
+
 def write_arrow(path: Path, table: pa.Table, meta: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write ``table`` with ``meta`` to ``path`` whole: serialized in memory, written in one
+    sequential pass under a temporary name, then renamed over ``path``."""
     schema = table.schema.with_metadata({"pi_lakeflow": json.dumps(meta)})
-    with pa.OSFile(str(temporary), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, schema) as writer:
         writer.write_table(table.replace_schema_metadata(schema.metadata))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{socket.gethostname()}-{os.getpid()}.tmp")
+    temporary.write_bytes(sink.getvalue())
     os.replace(temporary, path)
 
 
 def read_arrow(path: Path) -> tuple[pa.Table, dict]:
-    with pa.memory_map(str(path)) as source:
-        table = pa.ipc.open_file(source).read_all()
+    """The table and meta of a file written by :func:`write_arrow`, read whole (no memory map)."""
+    table = pa.ipc.open_file(pa.py_buffer(path.read_bytes())).read_all()
     return table.replace_schema_metadata(None), json.loads(table.schema.metadata[b"pi_lakeflow"])
 
 

@@ -6,7 +6,9 @@ databricks-sdk. The workspace comes from databricks-sdk's usual configuration (t
   the key the bundle's configuration references. The value comes from the environment or a
   prompt, never from the command line, and is never printed.
 * :func:`pipeline_status`: the deployed pipeline's latest update, and its expectation pass/fail
-  counts from the pipeline's event log (a SQL query on a warehouse).
+  counts from the pipeline's event log, which the bundle publishes as a table (the pipeline's
+  ``event_log`` setting) so that anyone granted SELECT can read it, not only the pipeline's
+  owner as with the ``event_log()`` function (a SQL query on a warehouse).
 """
 
 from __future__ import annotations
@@ -21,14 +23,14 @@ from databricks.sdk import WorkspaceClient
 #: variable the value is read from (before prompting).
 SECRET_KEYS = {"basic": ("pi-password", "PI_PASSWORD"), "bearer": ("pi-token", "PI_TOKEN"),
                "oidc": ("pi-oidc-secret", "PI_OIDC_SECRET")}
-_PIPELINE_ID = re.compile(r"^[0-9a-fA-F-]{8,64}$")
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 
 EXPECTATIONS_SQL = """
 SELECT e.dataset, e.name, SUM(e.passed_records) AS passed, SUM(e.failed_records) AS failed
 FROM (
   SELECT explode(from_json(details:flow_progress:data_quality:expectations,
          'array<struct<name:string,dataset:string,passed_records:bigint,failed_records:bigint>>')) AS e
-  FROM event_log('{pipeline_id}')
+  FROM {event_log}
   WHERE event_type = 'flow_progress' AND origin.update_id = :update_id
 )
 GROUP BY e.dataset, e.name
@@ -95,18 +97,29 @@ def pipeline_status(client: WorkspaceClient, name: str, warehouse_id: str | None
     status = PipelineStatus(name, pipeline.pipeline_id, state, latest and latest.update_id,
                             latest and latest.state and latest.state.value, latest and latest.creation_time)
     if latest is not None and warehouse_id:
-        status.expectations = _expectations(client, warehouse_id, pipeline.pipeline_id, latest.update_id)
+        status.expectations = _expectations(client, warehouse_id, event_log_table(pipeline), latest.update_id)
     return status
 
 
-def _expectations(client: WorkspaceClient, warehouse_id: str, pipeline_id: str, update_id: str
+def event_log_table(pipeline) -> str:
+    """The quoted three-part name of the table a pipeline (pipelines.GetPipelineResponse)
+    publishes its event log to, from its ``event_log`` setting."""
+    spec = pipeline.spec and pipeline.spec.event_log
+    if spec is None or not (spec.catalog and spec.schema and spec.name):
+        raise WorkspaceError(f"pipeline {pipeline.name} publishes no event log table; deploy the bundle again "
+                             f"(its pipelines set event_log)")
+    parts = (spec.catalog, spec.schema, spec.name)
+    if not all(_IDENTIFIER.match(part) for part in parts):  # written into the SQL text: names only
+        raise WorkspaceError(f"unexpected event log table name {'.'.join(parts)!r}")
+    return ".".join(f"`{part}`" for part in parts)
+
+
+def _expectations(client: WorkspaceClient, warehouse_id: str, event_log: str, update_id: str
                   ) -> list[tuple[str, str, int, int]]:
     from databricks.sdk.service.sql import StatementParameterListItem, StatementState
 
-    if not _PIPELINE_ID.match(pipeline_id):  # it is written into the SQL text (event_log takes a literal)
-        raise WorkspaceError(f"unexpected pipeline id {pipeline_id!r}")
     response = client.statement_execution.execute_statement(
-        statement=EXPECTATIONS_SQL.format(pipeline_id=pipeline_id), warehouse_id=warehouse_id, wait_timeout="50s",
+        statement=EXPECTATIONS_SQL.format(event_log=event_log), warehouse_id=warehouse_id, wait_timeout="50s",
         parameters=[StatementParameterListItem(name="update_id", value=update_id)])
     if response.status is None or response.status.state != StatementState.SUCCEEDED:
         error = response.status and response.status.error and response.status.error.message

@@ -46,7 +46,8 @@ def load_resources(bundle: Bundle) -> Resources:
         return resources
     base = yaml_pipeline()
     configuration = {**base["configuration"], "pi.tables": "updates", "pi.updates.transport": transport(bundle)}
-    resources.add_pipeline(REALTIME, {**base, "name": REALTIME, "configuration": configuration})
+    event_log = {**base["event_log"], "name": f"{REALTIME}_event_log"}
+    resources.add_pipeline(REALTIME, {**base, "name": REALTIME, "configuration": configuration, "event_log": event_log})
     resources.add_job(REALTIME_JOB, {
         "name": "pi_lakeflow real-time stream",
         "continuous": {"pause_status": "UNPAUSED"},

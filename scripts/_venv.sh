@@ -10,12 +10,13 @@ if [ ! -x .venv/bin/python ]; then
   echo "creating .venv ..." >&2
   "$PYTHON" -m venv .venv
 fi
-stamp=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)"
+stamp=".venv/.installed-$(cat pyproject.toml simulator/pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-  echo "installing the project and its pinned dependencies into .venv (first run takes a few minutes) ..." >&2
+  echo "installing the project, its simulator and their pinned dependencies into .venv (first run takes a few minutes) ..." >&2
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  # The local extra brings Spark, the simulator (./simulator) and the report; constraints.txt pins them.
+  .venv/bin/python -m pip install --quiet -c constraints.txt -e ./simulator -e ".[local,dev]"
   # The kerberos extra's GSSAPI binding needs krb5 headers; the tests mock GSSAPI, so skip it here.
-  .venv/bin/python -m pip install --quiet --no-deps requests-kerberos==0.15.0
+  .venv/bin/python -m pip install --quiet --no-deps -c constraints.txt requests-kerberos
   rm -f .venv/.installed-* && touch "$stamp"
 fi

@@ -53,6 +53,17 @@ def test_bad_options_say_what_is_wrong_and_exit_non_zero():
         assert "Traceback" not in result.stderr
 
 
+def test_a_command_whose_local_extra_is_missing_says_how_to_install_it():
+    """The deployable wheel leaves the simulator, Spark, the report and the workspace tools to the
+    local extra: the console script still starts and names what to install."""
+    hide = "import sys; sys.modules.update(pi_simulator=None, yaml=None); from pi_lakeflow.cli import main; sys.exit(main())"
+    for args, missing in [(["simulate", "--port", "0"], "pi_simulator"), (["demo"], "yaml")]:
+        result = subprocess.run([sys.executable, "-c", hide, *args], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip() == (f"pi-lakeflow {args[0]}: needs {missing}, which the local extra installs: "
+                                         f"pip install 'pi-lakeflow[local]' (the deployable wheel leaves it out)")
+
+
 def test_demo_runs_the_pipeline_twice_and_says_how_to_query(tmp_path):
     result = _run("demo", "--tags", "100", "--hours", "1", "--state-dir", str(tmp_path / "demo"), timeout=400)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

@@ -97,7 +97,9 @@ def test_status_prints_the_latest_update_and_the_expectation_counts(workspace, c
     assert "latest update 7f3e: COMPLETED" in out
     assert "pi_timeseries_silver" in out and "good_quality" in out and "passed      990,000" in out
     (statement,) = [body for _, path, body in workspace.requests if path.rstrip("/") == "/api/2.0/sql/statements"]
-    assert f"event_log('{PIPELINE_ID}')" in statement["statement"] and statement["warehouse_id"] == "abc123"
+    # the event log table the bundle's event_log setting publishes (readable without owning the pipeline)
+    assert "FROM `main`.`pi_lakeflow`.`pi_lakeflow_timeseries_event_log`" in statement["statement"]
+    assert statement["warehouse_id"] == "abc123"
     assert statement["parameters"] == [{"name": "update_id", "value": "7f3e"}]
 
 

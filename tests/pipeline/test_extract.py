@@ -28,7 +28,7 @@ def landed_rows(tables: list[pa.Table]) -> list[tuple]:
 
 
 def run_batch(client, store, settings, batch, now_ns) -> tuple[list[pa.Table], pa.Table]:
-    info, plan = plan_batch(client, settings, store.tag_state(batch - 1), batch, now_ns)
+    info, plan = plan_batch(client, settings, store.tag_state(batch - 1), batch - 1, batch, now_ns)
     store.write_plan(info, plan)
     landed = [t for p in range(info.partitions) for t in read_partition(client, store, batch, p)]
     return landed, store.tag_state(batch)
@@ -100,7 +100,7 @@ def test_shards_split_the_tags_without_overlap(setup):
     planned = []
     for index in range(3):
         sharded = dataclasses.replace(settings, shard=(index, 3))
-        info, plan = plan_batch(client, sharded, store.tag_state(0), 1, NOW_NS)
+        info, plan = plan_batch(client, sharded, store.tag_state(0), 0, 1, NOW_NS)
         planned.append(set(plan["web_id"].to_pylist()))
     assert sum(len(p) for p in planned) == len(server.api.plant.points) and all(planned)
     assert set().union(*planned) == {p.web_id for p in server.api.plant.points}

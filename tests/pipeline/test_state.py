@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pytest
 
-from pi_lakeflow.state import OUTCOME, PLAN, PartStats, PlanInfo, StateStore, ingestion_log, tag_cursors
+from pi_lakeflow.state import (OUTCOME, PLAN, PartStats, PlanInfo, StatePathError, StateStore, ingestion_log, probe,
+                               tag_cursors)
 
 END = 1_714_608_000_000_000_000
 
@@ -18,7 +20,7 @@ def plan_rows(batch: int) -> pa.Table:
 
 
 def finish(store: StateStore, batch: int, fail_b: bool = False) -> None:
-    store.write_plan(PlanInfo(batch, END + batch, 1, 10, {"GONE": "not found"}), plan_rows(batch))
+    store.write_plan(PlanInfo(batch, END + batch, 1, 10, {"GONE": "not found"}, batch - 1), plan_rows(batch))
     outcome = [{"web_id": "A", "name": "a", "partition": 0, "origin_ns": 0, "cursor_ns": END + batch,
                 "read_from_ns": 0, "digest": b"\x01" * 8, "values_read": 3, "values_landed": 2},
                {"web_id": "B", "name": "b", "partition": 0, "origin_ns": 0, "cursor_ns": 5, "read_from_ns": 1,
@@ -50,5 +52,26 @@ def test_pruning_keeps_the_log_and_a_new_history_clears_it(tmp_path):
     assert [r["batch"] for r in ingestion_log(store).to_pylist() if r["partition"] == 0] == [1, 2, 3, 4, 5]
     finish(store, 5)  # a replanned batch replaces the attempt before it
     assert store.batches() == [4, 5] and len(store.outcomes(5)) == 1
-    store.write_plan(PlanInfo(1, END, 1, 10, {}), plan_rows(1))  # a full refresh starts at batch 1 again
+    store.write_plan(PlanInfo(1, END, 1, 10, {}, 0), plan_rows(1))  # a full refresh starts at batch 1 again
     assert store.batches() == [1] and ingestion_log(store).num_rows == 0 and not store.finished(1)
+
+
+def test_a_state_path_that_cannot_be_written_fails_in_one_line_naming_it(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")  # a folder cannot be made under a file (root may write anywhere else)
+    with pytest.raises(StatePathError) as failed:
+        probe(blocker / "state")
+    message = str(failed.value)
+    assert message.startswith(f"pi.state_path {blocker / 'state'}: cannot make a folder there from ")
+    assert "\n" not in message and "Unity Catalog volume" in message
+    probe(tmp_path / "state")  # a writable folder passes and keeps nothing
+    assert not list((tmp_path / "state" / ".probe").iterdir())
+
+
+def test_files_are_read_whole_without_a_memory_map(tmp_path, monkeypatch):
+    """FUSE mounts (Unity Catalog volumes) commonly refuse memory maps: the store never asks for one."""
+    monkeypatch.setattr(pa, "memory_map", None)
+    store = StateStore(tmp_path)
+    finish(store, 1)
+    assert store.tag_state(1).num_rows == 3 and store.newest_finished() == 1
+    assert not list(tmp_path.rglob("*.tmp"))  # written under a temporary name, then renamed

@@ -1,0 +1,105 @@
+"""The deployable wheel on the oldest Spark that Databricks pipelines run: Databricks Runtime
+17.3 LTS (the CURRENT channel) runs Spark 4.0, whose Python data source runner calls
+``latestOffset()`` without arguments (4.2 and later pass ``start`` and a limit).
+
+An environment like that runtime's (pyspark 4.0.1; pyarrow, numpy and pandas at exactly the
+wheel's lower bounds) gets the wheel with its own requirements only; run_sources.py then drives
+the catalog source and the time-series stream there with plain Structured Streaming against the
+simulator on loopback, and what landed is compared with the simulator's ground truth. The whole
+declarative pipeline on the newest pyspark is tests/pipeline/test_pipeline_runs.py. What this
+cannot show: Databricks' own Spark build and its serverless workers (DEPLOY.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pi_client.times import to_pi_time
+from pi_simulator import GroundTruth, PlantConfig
+from tests.conftest import NOW, make_server, truth_rows, value_row
+from tests.deploy.tools import OLDEST_SPARK, build_wheel, installed, lower_bounds, oldest_environment
+
+# The first run on a machine downloads pyspark 4.0.1 into the cache (tools.py); each stream run
+# starts a JVM of its own.
+pytestmark = pytest.mark.timeout(1800)
+
+TICK, HOUR = 100, 3_600_000_000_000
+NOW_NS = NOW * TICK
+PLANT = PlantConfig(tags=60, elements=50, event_frames=10, origin_ticks=NOW)
+RUNNER = Path(__file__).with_name("run_sources.py")
+
+
+@pytest.fixture(scope="module")
+def oldest(tmp_path_factory) -> tuple[Path, Path]:
+    wheel = build_wheel(tmp_path_factory.mktemp("wheel"))
+    return oldest_environment(wheel), wheel
+
+
+def run(python: Path, work: Path, options: dict, name: str, catalog: bool = False) -> dict:
+    """One run of run_sources.py; its checkpoint and output are ``work/<name>``."""
+    (work / "options.json").write_text(json.dumps(options))
+    command = [str(python), str(RUNNER), str(work / "options.json"), str(work / name / "checkpoint"),
+               str(work / name / "out")] + ([str(work / "points")] if catalog else [])
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=work,
+                          env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": "",
+                               "PYSPARK_PYTHON": str(python), "PYSPARK_DRIVER_PYTHON": str(python)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def landed(folder: Path) -> Counter:
+    return Counter(value_row(row) for row in pq.read_table(folder).to_pylist())
+
+
+def test_the_wheel_installs_with_its_own_requirements_into_the_oldest_runtime(oldest):
+    python, wheel = oldest
+    found = installed(python)
+    assert found["pyspark"] == OLDEST_SPARK  # the environment's own, not replaced
+    for name, floor in lower_bounds(wheel).items():
+        if name in ("pyarrow", "numpy", "pandas"):
+            assert found[name] == floor, name  # satisfied by what is there: nothing upgraded
+        else:
+            assert name in found, name  # added by pip from the wheel's requirements
+    assert "pi-lakeflow-simulator" not in found
+
+
+def test_sources_land_the_ground_truth_on_spark_4_0(oldest, tmp_path):
+    python, _ = oldest
+    with make_server(PLANT) as server:
+        truth = GroundTruth(server.api)
+        points = server.api.plant.points
+        start = NOW_NS - 6 * HOUR
+        # pi.end follows the simulator's frozen clock (on a site: "*", the server's time and ours agree)
+        options = {"pi.url": server.url, "pi.state_path": str(tmp_path / "state"), "pi.start": to_pi_time(start),
+                   "pi.end": to_pi_time(NOW_NS), "pi.partition_size": "25", "pi.lookback": "1h"}
+
+        first = run(python, tmp_path, options, "first", catalog=True)
+        assert first["spark"].startswith("4.0.") and first["batches"] == [0]
+        assert sorted(pq.read_table(tmp_path / "points")["name"].to_pylist()) == sorted(p.name for p in points)
+        truth_first = truth_rows(truth, points, start, NOW_NS)
+        assert landed(tmp_path / "first" / "out") == Counter(truth_first)
+
+        # The next update, an hour later: only what is new, nothing twice (same checkpoint). Bronze
+        # appends: the values the server has since compressed away stay (as in test_pipeline_runs).
+        server.api.clock.advance(HOUR // TICK)
+        options["pi.end"] = to_pi_time(NOW_NS + HOUR)
+        second = run(python, tmp_path, options, "first")
+        assert second["batches"] == [1]
+        both = landed(tmp_path / "first" / "out")
+        assert max(both.values()) == 1, "a value landed twice"
+        assert set(both) == set(truth_first) | set(truth_rows(truth, points, start, NOW_NS + HOUR))
+
+        # Nothing new: no batch.
+        assert run(python, tmp_path, options, "first")["batches"] == []
+
+        # A new checkpoint over the same state folder (a full refresh): every value again, from pi.start.
+        again = run(python, tmp_path, options, "refreshed")
+        assert again["batches"] == [0]
+        assert landed(tmp_path / "refreshed" / "out") == Counter(truth_rows(truth, points, start, NOW_NS + HOUR))
