@@ -4,6 +4,8 @@ The panels are the Databricks AI/BI (Lakeview) dashboard's, read from the same f
 bundle deploys (pi_lakeflow/dashboards/pi_quality.lvdash.json): each widget's dataset query runs
 on the local catalog with Spark, the widget's fields are computed from it as the widget names
 them, and plotly draws the result. The file carries plotly.js inline: it opens without a network.
+Widgets over tables only Databricks writes (tables.PLATFORM_TABLES: the event log) are named in
+the report's header as left out.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from .local import ConfigError, LocalConfig, local_session
+from .tables import PLATFORM_TABLES
 
 DASHBOARD = Path(__file__).parent / "dashboards" / "pi_quality.lvdash.json"
 _AGGREGATE = re.compile(r"^\s*(SUM|AVG|COUNT|MIN|MAX)\s*\(", re.IGNORECASE)
@@ -59,18 +62,30 @@ def widget_sql(dataset_sql: str, query: dict) -> str:
     return sql + (f" GROUP BY {', '.join(keys)}" if keys else "")
 
 
+def platform_only(dataset_sql: str) -> bool:
+    """Whether a dataset reads a table that only Databricks writes (tables.PLATFORM_TABLES)."""
+    return any(re.search(rf"\b{name}\b", dataset_sql) for name in PLATFORM_TABLES)
+
+
+def local_widgets(dashboard: dict) -> tuple[list[dict], list[dict]]:
+    """The layout items a local run can draw, and those it cannot (platform_only)."""
+    queries = dataset_queries(dashboard)
+    items = [item for page in dashboard["pages"] for item in page["layout"]]
+    local = [i for i in items if not platform_only(queries[i["widget"]["queries"][0]["query"]["datasetName"]])]
+    return local, [i for i in items if i not in local]
+
+
 def panels(spark, dashboard: dict) -> list[Panel]:
-    """Every widget of every page, with its rows from the local tables."""
+    """Every widget a local run can draw, with its rows from the local tables."""
     queries = dataset_queries(dashboard)
     found = []
-    for page in dashboard["pages"]:
-        for item in page["layout"]:
-            widget = item["widget"]
-            query = widget["queries"][0]["query"]
-            rows = spark.sql(widget_sql(queries[query["datasetName"]], query)).toPandas()
-            spec = widget["spec"]
-            found.append(Panel(widget["name"], spec["frame"]["title"], spec["widgetType"], spec["encodings"],
-                               item["position"], rows))
+    for item in local_widgets(dashboard)[0]:
+        widget = item["widget"]
+        query = widget["queries"][0]["query"]
+        rows = spark.sql(widget_sql(queries[query["datasetName"]], query)).toPandas()
+        spec = widget["spec"]
+        found.append(Panel(widget["name"], spec["frame"]["title"], spec["widgetType"], spec["encodings"],
+                           item["position"], rows))
     return found
 
 
@@ -101,8 +116,9 @@ def figure(panel: Panel):
     return chart
 
 
-def render(found: list[Panel], source: str) -> str:
-    """The report as one HTML page: plotly.js inline, one section per panel on the dashboard's grid."""
+def render(found: list[Panel], source: str, left_out: list[str]) -> str:
+    """The report as one HTML page: plotly.js inline, one section per panel on the dashboard's
+    grid; ``left_out``: the titles of the panels only a workspace can draw."""
     from plotly.offline import get_plotlyjs
 
     sections = []
@@ -117,6 +133,8 @@ def render(found: list[Panel], source: str) -> str:
         sections.append(f'<section class="panel" data-panel="{html.escape(panel.name)}" '
                         f'data-rows="{len(panel.rows)}" style="{style}">{body}</section>')
     made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    note = (f" Only on the deployed dashboard (the pipeline's event log): {html.escape('; '.join(left_out))}."
+            if left_out else "")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>PI data quality</title>
 <script>{get_plotlyjs()}</script>
@@ -126,7 +144,7 @@ main {{ display: grid; grid-template-columns: repeat({GRID_COLUMNS}, 1fr); grid-
 .panel {{ background: white; border: 1px solid #dde1e6; border-radius: 6px; overflow: hidden; }}
 .empty {{ color: #888; padding: 1rem; }}
 </style></head>
-<body><h1>PI data quality</h1><p>From {html.escape(source)}, {made}.</p>
+<body><h1>PI data quality</h1><p>From {html.escape(source)}, {made}.{note}</p>
 <main>{''.join(sections)}</main></body></html>
 """
 
@@ -135,10 +153,12 @@ def write_report(config: LocalConfig, out: Path) -> list[Panel]:
     """Runs the dashboard's queries on the local tables and writes the report to ``out``."""
     if not config.metastore.is_dir():
         raise ConfigError(f"no tables under {config.state_dir} yet; run: pi-lakeflow run --config {config.path}")
+    dashboard = load_dashboard()
     spark = local_session(config)
     try:
-        found = panels(spark, load_dashboard())
+        found = panels(spark, dashboard)
     finally:
         spark.stop()
-    out.write_text(render(found, str(config.path)), encoding="utf-8")
+    left_out = [item["widget"]["spec"]["frame"]["title"] for item in local_widgets(dashboard)[1]]
+    out.write_text(render(found, str(config.path), left_out), encoding="utf-8")
     return found

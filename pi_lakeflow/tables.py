@@ -97,6 +97,11 @@ CATALOG_SOURCE_TABLES = {**CATALOG, **STATE, CATALOG_LOG_NAME: CATALOG_LOG}
 
 ALL_TABLES = (TIMESERIES_NAME, *CATALOG, CATALOG_LOG_NAME, *STATE, *SILVER, UPDATES_NAME)
 
+#: The time-series pipeline's event log, which Databricks writes as a table of the schema (the
+#: bundle's ``event_log`` setting); the dashboard reads it, local runs have none.
+EVENT_LOG_NAME = "pi_lakeflow_timeseries_event_log"
+PLATFORM_TABLES = (EVENT_LOG_NAME,)
+
 
 def for_spark(table: pa.Table, schema: pa.Schema | None = None) -> pa.Table:
     """Nanosecond timestamps truncated to Spark's microseconds (schema: the table's own, converted)."""

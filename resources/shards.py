@@ -24,7 +24,7 @@ from databricks.bundles.jobs import Job, PipelineTask, Task
 from databricks.bundles.pipelines import Pipeline
 
 TIMESERIES = "pi_lakeflow_timeseries"
-TIMESERIES_TASK = "refresh_timeseries"  # the time-series job's task (resources/pi_lakeflow.job.yml)
+TIMESERIES_TASK = "refresh_timeseries"  # the time-series job's task (resources/jobs.yml)
 
 
 @variables
@@ -42,9 +42,9 @@ def _shards(bundle: Bundle) -> int:
 
 
 def yaml_pipeline() -> dict:
-    """The time-series pipeline as resources/pi_lakeflow.pipeline.yml declares it, with its
+    """The time-series pipeline as resources/pipelines.yml declares it, with its
     paths made relative to the bundle root (where resources defined in Python resolve them)."""
-    declared = yaml.safe_load(Path(__file__).with_name("pi_lakeflow.pipeline.yml").read_text())
+    declared = yaml.safe_load(Path(__file__).with_name("pipelines.yml").read_text())
     pipeline = dict(declared["resources"]["pipelines"][TIMESERIES])
     pipeline["libraries"] = [{"glob": {"include": "pipelines/**"}}]
     pipeline["environment"] = {"dependencies": ["dist/*.whl"]}

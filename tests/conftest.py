@@ -98,3 +98,19 @@ def truth_rows(truth: GroundTruth, points, start_ns: int, end_ns: int) -> list[t
                          value["Questionable"], value["Substituted"], value["Annotated"]))
             seen[stamp] += 1
     return rows
+
+
+def event_row(row: dict) -> tuple:
+    """A landed event: (name, action, timestamp_ns, value JSON, flags)."""
+    return (row["name"], row["action"], row["timestamp_ns"], value_json(row), row["good"], row["questionable"],
+            row["substituted"], row["annotated"])
+
+
+def truth_events(truth: GroundTruth, points, since_ticks: int, now_ticks: int) -> Counter:
+    """Every change of ``points`` in (since, now], as event_row makes them."""
+    found = Counter()
+    for point in points:
+        for action, value in truth.changes(point.name, since_ticks, now_ticks):
+            found[(point.name, action, to_ns(value["Timestamp"]), truth_json(value["Value"]), value["Good"],
+                   value["Questionable"], value["Substituted"], value["Annotated"])] += 1
+    return found

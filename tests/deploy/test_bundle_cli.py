@@ -1,10 +1,10 @@
 """The bundle as the Databricks CLI renders it, for dev and prod side by side.
 
 The CLI (tools.databricks_cli: built from its Go module, 0.298.0) runs ``bundle validate -o
-json`` for each target, with the Python resources and mutators (resources/*.py) loaded by the
-CLI itself from .venv. Validation asks the workspace who the user is and whether the bundle's
-folder exists; a stub workspace on loopback answers those three calls (StubWorkspace), which is
-the boundary that cannot exist here. ``${resources.<kind>.<key>.name}`` references are resolved
+json`` and ``bundle summary -o json`` for each target, with the Python resources and mutators
+(resources/*.py) loaded by the CLI itself from .venv. They ask the workspace who the user is,
+whether the bundle's folders exist and what an earlier deployment left (nothing here); a stub
+workspace on loopback answers those calls (StubWorkspace), the boundary that cannot exist here. ``${resources.<kind>.<key>.name}`` references are resolved
 at deploy time, so the test resolves them from the rendered resources as deploy would.
 
 What it shows: variables resolved, development mode's documented prefixes applied (``[dev
@@ -33,7 +33,9 @@ REFERENCE = re.compile(r"\$\{resources\.(\w+)\.(\w+)\.name\}")
 
 
 class StubWorkspace(BaseHTTPRequestHandler):
-    """The three calls ``bundle validate`` makes: the current user, a folder's status, mkdirs."""
+    """What validate and summary ask: the current user, a folder's status (the deployment state
+    files do not exist: a first deployment) and, in production mode, its permissions, mkdirs;
+    every answer names the workspace id."""
 
     def log_message(self, *args) -> None:
         pass
@@ -42,6 +44,7 @@ class StubWorkspace(BaseHTTPRequestHandler):
         body = json.dumps(document).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        self.send_header("X-Databricks-Org-Id", "1234567890")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -50,8 +53,13 @@ class StubWorkspace(BaseHTTPRequestHandler):
         path = self.path.split("?")[0]
         if path == "/api/2.0/preview/scim/v2/Me":
             return self._reply(200, {"id": "1", "userName": USER, "displayName": "Ada", "groups": []})
+        if path == "/api/2.0/workspace/get-status" and "%2Fstate%2F" in self.path:
+            return self._reply(404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "not deployed yet"})
         if path == "/api/2.0/workspace/get-status":
             return self._reply(200, {"object_type": "DIRECTORY", "path": "/", "object_id": 1})
+        if path == "/api/2.0/permissions/directories/1":  # production mode checks the root folder's ACL
+            return self._reply(200, {"object_id": "/directories/1", "object_type": "directory", "access_control_list": [
+                {"user_name": USER, "all_permissions": [{"permission_level": "CAN_MANAGE", "inherited": False}]}]})
         return self._reply(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No API found for {path}"})
 
     def do_POST(self) -> None:
@@ -61,8 +69,13 @@ class StubWorkspace(BaseHTTPRequestHandler):
         return self._reply(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No API found for {self.path}"})
 
 
+VARIABLES = ["--var", "pi_url=https://pi.example.com/piwebapi", "--var", "warehouse_id=abc123", "--var", "shards=2",
+             "--var", "realtime=true"]
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> dict[str, dict]:
+    """Per target: validate's rendering (references resolved as deploy does), and summary's."""
     cli = databricks_cli()
     if cli is None:
         pytest.skip("no Go toolchain to build the Databricks CLI from its module")
@@ -76,13 +89,15 @@ def rendered(tmp_path_factory) -> dict[str, dict]:
     out = {}
     try:
         for target in ("dev", "prod"):
-            done = subprocess.run(
-                [str(cli), "bundle", "validate", "-t", target, "-o", "json", "--var", "pi_url=https://pi.example.com/piwebapi",
-                 "--var", "warehouse_id=abc123", "--var", "shards=2", "--var", "realtime=true"],
-                cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)
-            assert done.returncode == 0, done.stderr[-3000:]
-            assert "Error" not in done.stderr, done.stderr[-3000:]
-            out[target] = resolve(json.loads(done.stdout))
+            for command in ("validate", "summary"):
+                done = subprocess.run([str(cli), "bundle", command, "-t", target, "-o", "json", *VARIABLES],
+                                      cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600)
+                assert done.returncode == 0, done.stderr[-3000:]
+                said = [line for line in done.stderr.splitlines() if line.strip()
+                        and not line.startswith("Warn: [hostmetadata]")]  # the stub has no host metadata
+                assert not said, "\n".join(said)  # no error, warning or recommendation
+                out[target if command == "validate" else f"{target} summary"] = json.loads(done.stdout)
+            out[target] = resolve(out[target])
     finally:
         server.shutdown()
     return out
@@ -119,8 +134,17 @@ def places(bundle: dict) -> set[str]:
     return found
 
 
+def test_summary_lists_every_resource_validate_renders_as_new(rendered):
+    for target in ("dev", "prod"):
+        summary = rendered[f"{target} summary"]["resources"]
+        for kind, items in rendered[target]["resources"].items():
+            assert sorted(summary[kind]) == sorted(items), (target, kind)
+            assert {item.get("modified_status") for item in summary[kind].values()} == {"created"}, (target, kind)
+
+
 def test_no_reference_is_left_but_the_ids_deploy_assigns(rendered):
-    for target, bundle in rendered.items():
+    for target in ("dev", "prod"):
+        bundle = rendered[target]
         left = set(re.findall(r"\$\{[^}]+\}", json.dumps(bundle["resources"])))
         pipelines = bundle["resources"]["pipelines"]
         assert left == {f"${{resources.pipelines.{key}.id}}" for key in pipelines}, target  # each job's pipeline
@@ -133,7 +157,7 @@ def test_dev_applies_the_development_prefixes_and_prod_does_not(rendered):
     assert all(p["name"].startswith("[dev ada_lovelace] ") and p["development"] for p in dev["pipelines"].values())
     assert not [p for p in prod["pipelines"].values() if p["name"].startswith("[dev") or p.get("development")]
     assert rendered["dev"]["workspace"]["root_path"].startswith(f"/Workspace/Users/{USER}/")
-    assert rendered["prod"]["workspace"]["root_path"] == "/Workspace/Shared/.bundle/pi_lakeflow/prod"
+    assert rendered["prod"]["workspace"]["root_path"] == f"/Workspace/Users/{USER}/.bundle/pi_lakeflow/prod"
 
 
 def test_no_dev_path_points_into_prod(rendered):
@@ -145,7 +169,8 @@ def test_no_dev_path_points_into_prod(rendered):
 
 
 def test_every_pipeline_publishes_its_own_event_log_table(rendered):
-    for target, bundle in rendered.items():
+    for target in ("dev", "prod"):
+        bundle = rendered[target]
         logs = [f"{p['event_log']['schema']}.{p['event_log']['name']}" for p in bundle["resources"]["pipelines"].values()]
         assert len(set(logs)) == len(logs) == 4, (target, logs)
 
@@ -163,5 +188,5 @@ def test_the_mutators_match_in_both_modes(rendered, target):
 
 
 def test_the_wheel_gets_a_new_version_on_every_deploy(rendered):
-    for bundle in rendered.values():
+    for bundle in (rendered["dev"], rendered["prod"]):
         assert bundle["artifacts"]["pi_lakeflow_wheel"]["dynamic_version"] is True

@@ -1,11 +1,11 @@
-"""What the deployment tests build once per machine and keep between runs: the project's wheel
-(per test session), an environment like the oldest Databricks runtime that runs pipelines, and
-the Databricks CLI built from its Go module.
+"""What the deployment tests build once per machine and keep between runs: an environment per
+Spark that Databricks pipelines run (the project's wheel installed into it afresh each time),
+and the Databricks CLI built from its Go module.
 
 Kept under ``$PI_LAKEFLOW_TEST_CACHE`` (default ``~/.cache/pi-lakeflow-tests``), keyed by what
 they are made of, and made under a temporary name then renamed, so that two test processes
-never see half of one. The first run on a machine downloads PySpark 4.0.1 (about 430 MB) and
-the CLI's Go modules; later runs reuse both.
+never see half of one. The first run on a machine downloads PySpark 4.0 and 4.1 (about 430 MB
+each) and the CLI's Go modules; later runs reuse them.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).parents[2]
 CACHE = Path(os.environ.get("PI_LAKEFLOW_TEST_CACHE", Path.home() / ".cache" / "pi-lakeflow-tests"))
 
-#: Databricks Runtime 17.3 LTS (the pipelines' CURRENT channel) runs Spark 4.0.
-OLDEST_SPARK = "4.0.1"
+#: The Spark of each runtime that Databricks pipelines run today: Databricks Runtime 17.3 LTS (the
+#: CURRENT channel) runs Spark 4.0, 18.x (PREVIEW) Spark 4.1. Both call latestOffset() bare.
+RUNTIME_SPARKS = {"4.0": "4.0.1", "4.1": "4.1.4"}
 #: The Databricks CLI built for the bundle tests (dataset_catalog/dataset_schema need 0.281 or later).
 CLI_VERSION = "0.298.0"
 CLI_MODULE = "github.com/databricks/cli"
@@ -72,12 +73,12 @@ def _made_once(target: Path, make) -> Path:
     return target
 
 
-def oldest_environment(wheel: Path) -> Path:
-    """The python of a virtual environment with pyspark OLDEST_SPARK and the wheel's numeric
+def runtime_environment(wheel: Path, spark: str) -> Path:
+    """The python of a virtual environment with pyspark ``spark`` and the wheel's numeric
     requirements at exactly their lower bounds, with ``wheel`` installed into it with its own
     requirements only (pip adds what is missing and changes nothing installed)."""
     floors = {name: version for name, version in lower_bounds(wheel).items() if name in ("pyarrow", "numpy", "pandas")}
-    pins = [f"pyspark=={OLDEST_SPARK}", *(f"{name}=={version}" for name, version in sorted(floors.items()))]
+    pins = [f"pyspark=={spark}", *(f"{name}=={version}" for name, version in sorted(floors.items()))]
     key = hashlib.sha256(" ".join(pins).encode()).hexdigest()[:12]
 
     def make(folder: Path) -> None:
@@ -85,7 +86,7 @@ def oldest_environment(wheel: Path) -> Path:
         subprocess.run([str(folder / "bin" / "python"), "-m", "pip", "install", "--quiet", *pins],
                        check=True, timeout=1200)
 
-    python = _made_once(CACHE / f"spark-{OLDEST_SPARK}-{key}", make) / "bin" / "python"
+    python = _made_once(CACHE / f"spark-{spark}-{key}", make) / "bin" / "python"
     pip = [str(python), "-m", "pip"]
     subprocess.run([*pip, "uninstall", "--quiet", "--yes", "pi-lakeflow"], check=True, timeout=120)
     subprocess.run([*pip, "install", "--quiet", str(wheel)], check=True, timeout=600)

@@ -291,14 +291,17 @@ CHROMIUM = Path("/usr/bin/chromium")
 def test_the_report_draws_every_panel_with_data_in_headless_chromium(runs, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from pi_lakeflow.report import load_dashboard
+    from pi_lakeflow.report import load_dashboard, local_widgets
 
     out = tmp_path / "report.html"
     command = [sys.executable, "-m", "pi_lakeflow.cli", "report", "--config", str(runs["config"].path), "--out", str(out)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "no rows yet" not in done.stdout
-    widgets = [item["widget"]["name"] for page in load_dashboard()["pages"] for item in page["layout"]]
+    local, workspace_only = local_widgets(load_dashboard())
+    widgets = [item["widget"]["name"] for item in local]
+    assert [item["widget"]["name"] for item in workspace_only] == ["pipeline_updates"]  # the event log's
+    assert "Only on the deployed dashboard" in out.read_text()
     errors: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[

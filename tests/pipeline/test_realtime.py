@@ -23,26 +23,10 @@ from pi_lakeflow.channels import ChannelListener
 from pi_lakeflow.realtime import MarkerStore, plan_layout, read_poll, write_pushed
 from pi_lakeflow.settings import parse
 from pi_simulator import GroundTruth
-from tests.conftest import NOW, make_server, truth_json, value_json
+from tests.conftest import NOW, event_row, make_server, truth_events, truth_json
 
 MINUTE_TICKS = 600_000_000
 TAGS = 40
-
-
-def event_row(row: dict) -> tuple:
-    """A landed event: (name, action, timestamp_ns, value JSON, flags)."""
-    return (row["name"], row["action"], row["timestamp_ns"], value_json(row), row["good"], row["questionable"],
-            row["substituted"], row["annotated"])
-
-
-def truth_events(truth: GroundTruth, points, since_ticks: int, now_ticks: int) -> Counter:
-    """Every change of ``points`` in (since, now], as event_row makes them."""
-    found = Counter()
-    for point in points:
-        for action, value in truth.changes(point.name, since_ticks, now_ticks):
-            found[(point.name, action, to_ns(value["Timestamp"]), truth_json(value["Value"]), value["Good"],
-                   value["Questionable"], value["Substituted"], value["Annotated"])] += 1
-    return found
 
 
 def truth_since_cursor(truth: GroundTruth, points, state: dict) -> Counter:

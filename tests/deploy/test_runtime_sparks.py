@@ -1,13 +1,14 @@
-"""The deployable wheel on the oldest Spark that Databricks pipelines run: Databricks Runtime
-17.3 LTS (the CURRENT channel) runs Spark 4.0, whose Python data source runner calls
-``latestOffset()`` without arguments (4.2 and later pass ``start`` and a limit).
+"""The deployable wheel on the Sparks that Databricks pipelines run today: Databricks Runtime
+17.3 LTS (the CURRENT channel) runs Spark 4.0 and 18.x (PREVIEW) Spark 4.1, whose Python data
+source runners call ``latestOffset()`` without arguments (4.2 and later pass ``start`` and a
+limit, the protocol of the rest of the suite, on pyspark 4.3).
 
-An environment like that runtime's (pyspark 4.0.1; pyarrow, numpy and pandas at exactly the
-wheel's lower bounds) gets the wheel with its own requirements only; run_sources.py then drives
-the catalog source and the time-series stream there with plain Structured Streaming against the
-simulator on loopback, and what landed is compared with the simulator's ground truth. The whole
-declarative pipeline on the newest pyspark is tests/pipeline/test_pipeline_runs.py. What this
-cannot show: Databricks' own Spark build and its serverless workers (DEPLOY.md).
+Per Spark, an environment like that runtime's (its pyspark; pyarrow, numpy and pandas at exactly
+the wheel's lower bounds) gets the wheel with its own requirements only; run_sources.py then
+drives the catalog source and the time-series stream there with plain Structured Streaming
+against the simulator on loopback, and what landed is compared with the simulator's ground
+truth. The whole declarative pipeline on the newest pyspark is tests/pipeline/test_pipeline_runs.py.
+What this cannot show: Databricks' own Spark build and its serverless workers (DEPLOY.md).
 """
 
 from __future__ import annotations
@@ -23,29 +24,35 @@ import pytest
 
 from pi_client.times import to_pi_time
 from pi_simulator import GroundTruth, PlantConfig
-from tests.conftest import NOW, make_server, truth_rows, value_row
-from tests.deploy.tools import OLDEST_SPARK, build_wheel, installed, lower_bounds, oldest_environment
+from tests.conftest import NOW, event_row, make_server, truth_events, truth_rows, value_row
+from tests.deploy.tools import RUNTIME_SPARKS, build_wheel, installed, lower_bounds, runtime_environment
 
-# The first run on a machine downloads pyspark 4.0.1 into the cache (tools.py); each stream run
+# The first run on a machine downloads each pyspark into the cache (tools.py); each stream run
 # starts a JVM of its own.
 pytestmark = pytest.mark.timeout(1800)
 
-TICK, HOUR = 100, 3_600_000_000_000
+TICK, HOUR, MINUTE_TICKS = 100, 3_600_000_000_000, 600_000_000
 NOW_NS = NOW * TICK
 PLANT = PlantConfig(tags=60, elements=50, event_frames=10, origin_ticks=NOW)
 RUNNER = Path(__file__).with_name("run_sources.py")
 
 
 @pytest.fixture(scope="module")
-def oldest(tmp_path_factory) -> tuple[Path, Path]:
-    wheel = build_wheel(tmp_path_factory.mktemp("wheel"))
-    return oldest_environment(wheel), wheel
+def wheel(tmp_path_factory) -> Path:
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
-def run(python: Path, work: Path, options: dict, name: str, catalog: bool = False) -> dict:
+@pytest.fixture(scope="module", params=sorted(RUNTIME_SPARKS.values()), ids=lambda v: f"spark-{v}")
+def runtime(request, wheel) -> tuple[Path, str]:
+    """The python of the environment of one Spark, and that Spark's version."""
+    return runtime_environment(wheel, request.param), request.param
+
+
+def run(python: Path, work: Path, options: dict, name: str, catalog: bool = False, source: str = "pi_timeseries"
+        ) -> dict:
     """One run of run_sources.py; its checkpoint and output are ``work/<name>``."""
     (work / "options.json").write_text(json.dumps(options))
-    command = [str(python), str(RUNNER), str(work / "options.json"), str(work / name / "checkpoint"),
+    command = [str(python), str(RUNNER), source, str(work / "options.json"), str(work / name / "checkpoint"),
                str(work / name / "out")] + ([str(work / "points")] if catalog else [])
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=work,
                           env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": "",
@@ -58,10 +65,10 @@ def landed(folder: Path) -> Counter:
     return Counter(value_row(row) for row in pq.read_table(folder).to_pylist())
 
 
-def test_the_wheel_installs_with_its_own_requirements_into_the_oldest_runtime(oldest):
-    python, wheel = oldest
+def test_the_wheel_installs_with_its_own_requirements_only(runtime, wheel):
+    python, spark = runtime
     found = installed(python)
-    assert found["pyspark"] == OLDEST_SPARK  # the environment's own, not replaced
+    assert found["pyspark"] == spark  # the environment's own, not replaced
     for name, floor in lower_bounds(wheel).items():
         if name in ("pyarrow", "numpy", "pandas"):
             assert found[name] == floor, name  # satisfied by what is there: nothing upgraded
@@ -70,8 +77,8 @@ def test_the_wheel_installs_with_its_own_requirements_into_the_oldest_runtime(ol
     assert "pi-lakeflow-simulator" not in found
 
 
-def test_sources_land_the_ground_truth_on_spark_4_0(oldest, tmp_path):
-    python, _ = oldest
+def test_sources_land_the_ground_truth(runtime, tmp_path):
+    python, spark = runtime
     with make_server(PLANT) as server:
         truth = GroundTruth(server.api)
         points = server.api.plant.points
@@ -81,7 +88,7 @@ def test_sources_land_the_ground_truth_on_spark_4_0(oldest, tmp_path):
                    "pi.end": to_pi_time(NOW_NS), "pi.partition_size": "25", "pi.lookback": "1h"}
 
         first = run(python, tmp_path, options, "first", catalog=True)
-        assert first["spark"].startswith("4.0.") and first["batches"] == [0]
+        assert first["spark"] == spark and first["batches"] == [0]
         assert sorted(pq.read_table(tmp_path / "points")["name"].to_pylist()) == sorted(p.name for p in points)
         truth_first = truth_rows(truth, points, start, NOW_NS)
         assert landed(tmp_path / "first" / "out") == Counter(truth_first)
@@ -103,3 +110,17 @@ def test_sources_land_the_ground_truth_on_spark_4_0(oldest, tmp_path):
         again = run(python, tmp_path, options, "refreshed")
         assert again["batches"] == [0]
         assert landed(tmp_path / "refreshed" / "out") == Counter(truth_rows(truth, points, start, NOW_NS + HOUR))
+
+
+def test_the_updates_source_polls_every_change_once(runtime, tmp_path):
+    """Each run is one poll (availableNow): the first registers the markers, the next lands every
+    change since, from the markers the first left (Spark passes no start: the newest poll)."""
+    python, _ = runtime
+    with make_server(PLANT) as server:
+        points = server.api.plant.points
+        options = {"pi.url": server.url, "pi.state_path": str(tmp_path / "state"), "pi.partition_size": "25"}
+        assert run(python, tmp_path, options, "updates", source="pi_updates")["batches"] == []  # registration
+        server.api.clock.advance(20 * MINUTE_TICKS)
+        assert run(python, tmp_path, options, "updates", source="pi_updates")["batches"] == [1]
+        landed = Counter(event_row(row) for row in pq.read_table(tmp_path / "updates" / "out").to_pylist())
+        assert landed == truth_events(GroundTruth(server.api), points, NOW, NOW + 20 * MINUTE_TICKS)
