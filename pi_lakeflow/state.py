@@ -5,9 +5,10 @@ Spark checkpoints the stream's offset (``{"batch": n}``); what a batch means per
     batches/00000007/plan.arrow          the plan, written on the driver before the batch runs
     batches/00000007/part-00003.arrow    what partition 3 did, written by its task before its rows
 
-A batch is planned from the state after the batch it follows, and a batch is only planned once
-the one before it is committed (Spark hands the source the committed offset), so a replayed
-batch reads the same plan and rewrites the same part files.
+A batch is planned from the state after the batch it follows (the plan records which), and
+only once that batch has run (Spark 4.2 and later hand the source its end offset; on 4.0 and 4.1
+the source takes the newest finished batch: sources.py), so a replayed batch reads the same plan
+and rewrites the same part files.
 
 Plain file I/O that a Unity Catalog volume's FUSE mount (``/Volumes/...`` on Databricks) allows:
 each file is serialized in memory, written whole and sequentially under a temporary name and
@@ -90,9 +91,9 @@ class StateStore:
 
     # ---- plans -------------------------------------------------------------------------------
     def write_plan(self, info: PlanInfo, rows: pa.Table) -> None:
-        # Batches from this one on are from an earlier attempt that never committed, or from before
-        # a full refresh (the stream starts again at batch 1): they are history no longer.
-        # A plan from no state (a new stream, a full refresh) starts a new history, its log included.
+        # Batches from this one on are from an earlier attempt that never committed: history no
+        # longer. A plan from no state (a new stream, a full refresh) starts a new history: every
+        # other batch and the log go.
         new_history = info.follows == 0
         for batch in self.batches():
             if batch >= info.batch or new_history:
