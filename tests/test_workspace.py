@@ -7,32 +7,20 @@ the commands make of the answers; not that a real workspace answers the same."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from pi_lakeflow import cli
+from tests.workspace_stub import JsonHandler, serving
 
 FIXTURES = Path(__file__).parent / "fixtures" / "databricks"
 PIPELINE_ID = "4b1d7a52-0e8a-4c65-9d3c-2f6f0a1e9b11"
 
 
-class FakeWorkspace(BaseHTTPRequestHandler):
+class FakeWorkspace(JsonHandler):
     requests: list[tuple[str, str, dict]] = []
     scopes: list[str] = []
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _reply(self, status: int, document: dict) -> None:
-        body = json.dumps(document).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_GET(self) -> None:
         self.requests.append(("GET", self.path, {}))
@@ -43,7 +31,7 @@ class FakeWorkspace(BaseHTTPRequestHandler):
             return self._reply(200, json.loads((FIXTURES / "pipelines_list.json").read_text()))
         if path == f"/api/2.0/pipelines/{PIPELINE_ID}":
             return self._reply(200, json.loads((FIXTURES / "pipeline_get.json").read_text()))
-        return self._reply(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No API found for {path}"})
+        return self._not_found(path)
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -56,19 +44,17 @@ class FakeWorkspace(BaseHTTPRequestHandler):
             return self._reply(200, {})
         if self.path.rstrip("/") == "/api/2.0/sql/statements":
             return self._reply(200, json.loads((FIXTURES / "statement_expectations.json").read_text()))
-        return self._reply(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No API found for {self.path}"})
+        return self._not_found(self.path)
 
 
 @pytest.fixture
 def workspace(monkeypatch):
     FakeWorkspace.requests, FakeWorkspace.scopes = [], []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeWorkspace)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("DATABRICKS_HOST", f"http://127.0.0.1:{server.server_port}")
-    monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-test-token")
-    monkeypatch.delenv("DATABRICKS_CONFIG_PROFILE", raising=False)
-    yield FakeWorkspace
-    server.shutdown()
+    with serving(FakeWorkspace) as url:
+        monkeypatch.setenv("DATABRICKS_HOST", url)
+        monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-test-token")
+        monkeypatch.delenv("DATABRICKS_CONFIG_PROFILE", raising=False)
+        yield FakeWorkspace
 
 
 def test_secrets_creates_the_scope_and_stores_the_password_without_showing_it(workspace, monkeypatch, capsys):

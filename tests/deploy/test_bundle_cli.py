@@ -18,12 +18,11 @@ import json
 import os
 import re
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tests.deploy.tools import ROOT, databricks_cli
+from tests.workspace_stub import JsonHandler, serving
 
 # The first run on a machine builds the CLI from its Go module (about 3 minutes on 2 cores).
 pytestmark = pytest.mark.timeout(2400)
@@ -32,22 +31,9 @@ USER = "ada.lovelace@example.com"
 REFERENCE = re.compile(r"\$\{resources\.(\w+)\.(\w+)\.name\}")
 
 
-class StubWorkspace(BaseHTTPRequestHandler):
+class StubWorkspace(JsonHandler):
     """What validate and summary ask: the current user, a folder's status (the deployment state
-    files do not exist: a first deployment) and, in production mode, its permissions, mkdirs;
-    every answer names the workspace id."""
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _reply(self, status: int, document: dict) -> None:
-        body = json.dumps(document).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("X-Databricks-Org-Id", "1234567890")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    files do not exist: a first deployment) and, in production mode, its permissions, mkdirs."""
 
     def do_GET(self) -> None:
         path = self.path.split("?")[0]
@@ -60,13 +46,13 @@ class StubWorkspace(BaseHTTPRequestHandler):
         if path == "/api/2.0/permissions/directories/1":  # production mode checks the root folder's ACL
             return self._reply(200, {"object_id": "/directories/1", "object_type": "directory", "access_control_list": [
                 {"user_name": USER, "all_permissions": [{"permission_level": "CAN_MANAGE", "inherited": False}]}]})
-        return self._reply(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No API found for {path}"})
+        return self._not_found(path)
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path == "/api/2.0/workspace/mkdirs":
             return self._reply(200, {})
-        return self._reply(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No API found for {self.path}"})
+        return self._not_found(self.path)
 
 
 VARIABLES = ["--var", "pi_url=https://pi.example.com/piwebapi", "--var", "warehouse_id=abc123", "--var", "shards=2",
@@ -79,15 +65,13 @@ def rendered(tmp_path_factory) -> dict[str, dict]:
     cli = databricks_cli()
     if cli is None:
         pytest.skip("no Go toolchain to build the Databricks CLI from its module")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), StubWorkspace)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     home = tmp_path_factory.mktemp("home")
-    environment = {**os.environ, "DATABRICKS_HOST": f"http://127.0.0.1:{server.server_port}",
-                   "DATABRICKS_TOKEN": "dapi-stub", "DATABRICKS_CONFIG_FILE": str(home / ".databrickscfg"),
-                   "HOME": str(home), "DATABRICKS_CACHE_DIR": str(home / "cache")}
-    environment.pop("DATABRICKS_CONFIG_PROFILE", None)
     out = {}
-    try:
+    with serving(StubWorkspace) as url:
+        environment = {**os.environ, "DATABRICKS_HOST": url, "DATABRICKS_TOKEN": "dapi-stub",
+                       "DATABRICKS_CONFIG_FILE": str(home / ".databrickscfg"), "HOME": str(home),
+                       "DATABRICKS_CACHE_DIR": str(home / "cache")}
+        environment.pop("DATABRICKS_CONFIG_PROFILE", None)
         for target in ("dev", "prod"):
             for command in ("validate", "summary"):
                 done = subprocess.run([str(cli), "bundle", command, "-t", target, "-o", "json", *VARIABLES],
@@ -98,8 +82,6 @@ def rendered(tmp_path_factory) -> dict[str, dict]:
                 assert not said, "\n".join(said)  # no error, warning or recommendation
                 out[target if command == "validate" else f"{target} summary"] = json.loads(done.stdout)
             out[target] = resolve(out[target])
-    finally:
-        server.shutdown()
     return out
 
 

@@ -11,13 +11,15 @@ each) and the CLI's Go modules; later runs reuse them.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+from packaging.requirements import Requirement  # pytest's own dependency
 
 ROOT = Path(__file__).parents[2]
 CACHE = Path(os.environ.get("PI_LAKEFLOW_TEST_CACHE", Path.home() / ".cache" / "pi-lakeflow-tests"))
@@ -38,24 +40,22 @@ def build_wheel(folder: Path) -> Path:
     return wheel
 
 
-def requirements(wheel: Path) -> list[str]:
-    """The wheel's Requires-Dist lines, extras included (their markers say ``extra == ...``)."""
+def requirements(wheel: Path) -> list[Requirement]:
+    """The wheel's Requires-Dist, extras included (their markers name the extra)."""
     with zipfile.ZipFile(wheel) as archive:
         (metadata,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
         text = archive.read(metadata).decode()
-    return [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Requires-Dist:")]
+    return [Requirement(line.split(":", 1)[1]) for line in text.splitlines() if line.startswith("Requires-Dist:")]
+
+
+def installed_by_default(wheel: Path) -> list[Requirement]:
+    """The requirements a plain ``pip install`` of the wheel installs (no extra)."""
+    return [r for r in requirements(wheel) if r.marker is None or r.marker.evaluate({"extra": ""})]
 
 
 def lower_bounds(wheel: Path) -> dict[str, str]:
-    """Name -> lower bound of each requirement that a plain ``pip install`` of the wheel installs."""
-    bounds = {}
-    for requirement in requirements(wheel):
-        if "extra ==" in requirement:
-            continue
-        found = re.match(r"^([A-Za-z0-9_.-]+)\s*(?:\[[^\]]*\])?\s*\(?\s*>=\s*([0-9][^,;)\s]*)", requirement)
-        if found:
-            bounds[found.group(1).lower()] = found.group(2)
-    return bounds
+    """Name -> the ``>=`` bound of each requirement installed by default."""
+    return {r.name.lower(): s.version for r in installed_by_default(wheel) for s in r.specifier if s.operator == ">="}
 
 
 def _made_once(target: Path, make) -> Path:
@@ -113,7 +113,7 @@ def databricks_cli() -> Path | None:
     def make(folder: Path) -> None:
         found = subprocess.run([go, "mod", "download", "-json", f"{CLI_MODULE}@v{CLI_VERSION}"], check=True,
                                timeout=600, capture_output=True, text=True, cwd=folder.parent).stdout
-        source = Path(re.search(r'"Dir":\s*"([^"]+)"', found).group(1))
+        source = Path(json.loads(found)["Dir"])
         shutil.copytree(source, folder / "src")
         for path in (folder / "src").rglob("*"):
             path.chmod(path.stat().st_mode | 0o200)
