@@ -190,15 +190,21 @@ class StatePathError(RuntimeError):
     """``pi.state_path`` cannot be used from this process; the message names the path and the step."""
 
 
+#: The state paths this process has probed (Spark reuses its Python workers: once each is enough).
+_PROBED: set[str] = set()
+
+
 def probe(root: str | os.PathLike) -> None:
-    """Do once what the store does all the time under ``root``: make a folder, write a whole
-    file under a temporary name, rename it, read it back, remove the folder.
+    """Do once per process what the store does all the time under ``root``: make a folder,
+    write a whole file under a temporary name, rename it, read it back, remove the folder.
 
     Raises
     ------
     StatePathError
         One line naming ``pi.state_path``, the step that failed, the host and the OS error.
     """
+    if str(root) in _PROBED:
+        return
     folder = Path(root) / ".probe" / f"{socket.gethostname()}-{os.getpid()}"
     step = "make a folder"
     try:
@@ -209,6 +215,7 @@ def probe(root: str | os.PathLike) -> None:
         read_arrow(folder / "probe.arrow")
         step = "remove a folder"
         shutil.rmtree(folder)
+        _PROBED.add(str(root))
     except OSError as error:
         raise StatePathError(
             f"pi.state_path {root}: cannot {step} there from {socket.gethostname()} ({error.strerror or error}); "
