@@ -22,7 +22,7 @@ all that is due, so the limit is ignored), Spark 4.0 and 4.1 call ``latestOffset
 batch only after the one before it has run), and ``partitions(start, end)``, which every
 version calls with both offsets, re-plans a batch planned from another start (a new checkpoint
 over an older state folder). Each reader probes ``pi.state_path`` when it is made, on the
-driver, and each task before it reads (state.probe).
+driver, and each task before it reads (state.probe: once per Python process).
 """
 
 from __future__ import annotations
