@@ -30,7 +30,7 @@ from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from pi_client import PiClient, Tag, find_points, read_recorded, schemas
-from pi_lakeflow.tables import for_spark, spark_schema
+from pi_lakeflow.tables.schemas import for_spark, spark_schema
 
 START, END = "2024-05-01T00:00:00Z", "2024-05-02T00:00:00Z"
 SCHEMA = spark_schema(schemas.VALUES)

@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 from _simulator import simulator
 
-from pi_lakeflow.state import StateStore, ingestion_log
+from pi_lakeflow.runtime.state import StateStore, ingestion_log
 
 DAY_START, DAY_END = "2024-05-01T00:00:00Z", "2024-05-02T00:00:00Z"
 

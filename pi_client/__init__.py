@@ -19,7 +19,7 @@ PiDecodeError.
 from . import channels, schemas, updates
 from .auth import Anonymous, Basic, Bearer, Kerberos, OidcClientCredentials
 from .catalog import (Lookup, asset_databases, asset_servers, attributes, data_servers, element_templates, elements,
-                      find_database, find_points, points_by_path, points_by_web_id, points_from_af)
+                      find_data_server, find_database, find_points, points_by_path, points_by_web_id, points_from_af)
 from .client import Limits, PiClient
 from .errors import PiAuthError, PiConfigError, PiConnectionError, PiDecodeError, PiError, PiHttpError
 from .event_frames import SEARCH_MODES, find_event_frames, owner_values
@@ -30,7 +30,7 @@ from .transport import RetryPolicy
 __all__ = [
     "Anonymous", "Basic", "Bearer", "Kerberos", "Limits", "Lookup", "OidcClientCredentials", "PiAuthError",
     "PiClient", "PiConfigError", "PiConnectionError", "PiDecodeError", "PiError", "PiHttpError", "ReadResult",
-    "RetryPolicy", "SEARCH_MODES", "Tag", "asset_databases", "asset_servers", "attributes", "data_servers",
+    "RetryPolicy", "SEARCH_MODES", "Tag", "asset_databases", "asset_servers", "attributes", "data_servers", "find_data_server",
     "element_templates", "elements", "find_database", "find_event_frames", "find_points", "owner_values",
     "points_by_path", "points_by_web_id", "points_from_af", "read_interpolated", "read_recorded", "read_summaries",
     "schemas", "to_ns", "to_pi_time", "updates", "channels",

@@ -100,17 +100,17 @@ def data_servers(client: PiClient) -> pa.Table:
     return _table(rows, schemas.DATA_SERVERS)
 
 
-def _data_server_web_id(client: PiClient, name: str | None) -> str:
-    servers = data_servers(client)
-    names = servers["name"].to_pylist()
-    if not names:
+def find_data_server(client: PiClient, name: str | None = None) -> dict:
+    """The data server named ``name`` (any letter case), else the first one listed: a row of
+    schemas.DATA_SERVERS. PiError names the servers there are when none matches."""
+    servers = data_servers(client).to_pylist()
+    if not servers:
         raise PiError(f"PI Web API at {client.url} lists no data servers.")
-    if name is None:
-        return servers["web_id"][0].as_py()
-    for server_name, web_id in zip(names, servers["web_id"].to_pylist()):
-        if server_name.lower() == name.lower():
-            return web_id
-    raise PiError(f"No data server named '{name}' at {client.url}; it has: {', '.join(names)}.")
+    for server in servers:
+        if not name or server["name"].lower() == name.lower():
+            return server
+    raise PiError(f"No data server named '{name}' at {client.url}; it has: "
+                  f"{', '.join(s['name'] for s in servers)}.")
 
 
 def point_row(point: dict) -> dict:
@@ -124,7 +124,7 @@ def point_row(point: dict) -> dict:
 def find_points(client: PiClient, name_filter: str = "*", data_server: str | None = None) -> pa.Table:
     """PI points whose name matches ``name_filter`` (PI wildcards ``*`` and ``?``), with metadata.
     ``data_server`` is a data server name; the first one by default."""
-    server = _data_server_web_id(client, data_server)
+    server = find_data_server(client, data_server)["web_id"]
     rows = [point_row(p) for p in pages(client, f"dataservers/{server}/points", {"nameFilter": name_filter})]
     return _table(rows, schemas.POINTS)
 

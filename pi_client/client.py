@@ -86,15 +86,16 @@ class PiClient:
     def url(self) -> str:
         return self.transport.url
 
-    def url_groups(self, values: list[str]) -> list[list[str]]:
-        """``values`` (WebIds or markers) in groups whose query (``name=value&...``) fits in a URL,
-        at most ``limits.tags_per_request`` each."""
-        room = self.limits.max_url_length - len(self.url) - 100
+    def url_groups(self, values: list[str], most: int | None = None, fixed: int = 0) -> list[list[str]]:
+        """``values`` (WebIds or markers) in groups whose query (``&webId=value...``) fits in a URL
+        beside ``fixed`` more characters, at most ``most`` (and ``limits.tags_per_request``) each."""
+        most = min(most or self.limits.tags_per_request, self.limits.tags_per_request)
+        room = self.limits.max_url_length - len(self.url) - fixed - 200
         groups: list[list[str]] = []
         length = room
         for value in values:
             cost = len(quote(value, safe="")) + 8
-            if length + cost > room or len(groups[-1]) >= self.limits.tags_per_request:
+            if length + cost > room or len(groups[-1]) >= most:
                 groups.append([])
                 length = 0
             groups[-1].append(value)

@@ -6,6 +6,7 @@ PI time strings (``*-1d``) would be read in the server's time zone.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 import pyarrow as pa
@@ -16,6 +17,17 @@ from .errors import PiConfigError
 NS_PER_SECOND = 1_000_000_000
 #: The resolution of PI timestamps in the Web API's text: 100 ns.
 TICK_NS = 100
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hour|d|day|w|week)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_duration(text: str) -> int:
+    """A duration as PI writes one (``30s``, ``15m``, ``1h``, ``7d``, ``2w``; also ``sec``, ``min``,
+    ``hour``, ``day``, ``week``) in nanoseconds; PiConfigError (a ValueError) for anything else."""
+    found = _DURATION.match(str(text or ""))
+    if not found:
+        raise PiConfigError(f"'{text}' is not a duration; write a number and a unit s, m, h, d or w, e.g. 1h")
+    return int(float(found.group(1)) * _UNIT_SECONDS[found.group(2)[0].lower()] * NS_PER_SECOND)
 
 
 def to_pi_time(ns: int) -> str:

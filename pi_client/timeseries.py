@@ -29,7 +29,7 @@ from .client import Limits, PiClient
 from .decode import (PiValue, StreamData, Streams, SummaryStreams, decode, gc_paused, parse_timestamps,
                      values_table)
 from .errors import PiAuthError, PiConfigError, PiConnectionError, PiDecodeError, PiHttpError
-from .times import TICK_NS, to_ns, to_pi_time
+from .times import TICK_NS, parse_duration, to_ns, to_pi_time
 
 _VALUE_FIELDS = ("Timestamp", "Value", "Good", "Questionable", "Substituted", "Annotated")
 #: Only what the tables need: no Links, no per-value units (the stream carries them).
@@ -62,8 +62,8 @@ def as_tags(tags: Iterable[Tag | str]) -> list[Tag]:
 
 
 @dataclass
-class _Progress:
-    """Where one tag's read stands."""
+class _TagRead:
+    """Where one tag's read stands: the page it starts next, what it read, its error."""
 
     tag: Tag
     start: int
@@ -79,7 +79,7 @@ class _Progress:
 class _Job:
     """One sub-request: tags that share a start time, and how many values each may return."""
 
-    tags: list[_Progress]
+    tags: list[_TagRead]
     max_count: int = 0
 
 
@@ -103,7 +103,7 @@ class ReadResult:
 
 def _fan_out(client: PiClient, jobs: list[_Job], resource: Callable[[_Job], str],
              accept: Callable[[_Job, msgspec.Raw | bytes], list[_Job]],
-             regroup: Callable[[list[_Progress]], list[_Job]]) -> None:
+             regroup: Callable[[list[_TagRead]], list[_Job]]) -> None:
     """Send jobs in batches until none is left.
 
     A batch request that fails after its retries (a fault, not a refused identity) fails the tags
@@ -163,35 +163,22 @@ def _too_large(job: _Job, limits: Limits) -> bool:
     return job.max_count * len(job.tags) > limits.max_items_per_call
 
 
-def _regroup(client: PiClient, tags: list[_Progress], fixed: str = "", max_tags: int | None = None) -> list[_Job]:
+def _regroup(client: PiClient, tags: list[_TagRead], fixed: str = "", max_tags: int | None = None) -> list[_Job]:
     """Jobs of tags that start together, each under the tag count (``max_tags`` or the limits'),
-    URL length and item limits."""
+    URL length (client.url_groups) and item limits."""
     limits = client.limits
-    max_tags = min(max_tags or limits.tags_per_request, limits.tags_per_request)
-    jobs: list[_Job] = []
-    by_start: dict[str, list[_Progress]] = {}
+    most = min(max_tags or limits.tags_per_request, limits.max_items_per_call)
+    by_start: dict[str, dict[str, _TagRead]] = {}
     for progress in tags:
-        by_start.setdefault(progress.page_start, []).append(progress)
-    room = limits.max_url_length - len(client.url) - len(fixed) - 200
-    for group in by_start.values():
-        current: list[_Progress] = []
-        length = 0
-        for progress in group:
-            cost = len("&webId=") + len(quote(progress.tag.web_id, safe=""))
-            if current and (len(current) >= max_tags or length + cost > room
-                            or limits.max_items_per_call // (len(current) + 1) < 1):
-                jobs.append(_Job(current))
-                current, length = [], 0
-            current.append(progress)
-            length += cost
-        if current:
-            jobs.append(_Job(current))
+        by_start.setdefault(progress.page_start, {})[progress.tag.web_id] = progress
+    jobs = [_Job([group[w] for w in web_ids]) for group in by_start.values()
+            for web_ids in client.url_groups(list(group), most, len(fixed))]
     for job in jobs:
         job.max_count = max(1, limits.max_items_per_call // len(job.tags))
     return jobs
 
 
-def _fixed_size_jobs(client: PiClient, tags: list[_Progress], fixed: str, per_tag: int) -> list[_Job]:
+def _fixed_size_jobs(client: PiClient, tags: list[_TagRead], fixed: str, per_tag: int) -> list[_Job]:
     """Jobs for reads that return ``per_tag`` items per tag (interpolated values, summaries)."""
     jobs = _regroup(client, tags, fixed, max_tags=max(1, client.limits.max_items_per_call // max(1, per_tag)))
     for job in jobs:
@@ -209,20 +196,20 @@ def _present_streams(job: _Job, streams: dict):
             yield progress, stream
 
 
-def _web_id_query(tags: list[_Progress]) -> str:
+def _web_id_query(tags: list[_TagRead]) -> str:
     return "&".join(f"webId={quote(p.tag.web_id, safe='')}" for p in tags)
 
 
-def _window(tags: Iterable[Tag | str], start, end, cursors: Mapping[str, object] | None) -> tuple[list[_Progress], int]:
+def _window(tags: Iterable[Tag | str], start, end, cursors: Mapping[str, object] | None) -> tuple[list[_TagRead], int]:
     end_ns = to_ns(end)
     progress = []
     for tag in as_tags(tags):
         tag_start = to_ns((cursors or {}).get(tag.web_id, start))
-        progress.append(_Progress(tag, tag_start, to_pi_time(tag_start), name=tag.name))
+        progress.append(_TagRead(tag, tag_start, to_pi_time(tag_start), name=tag.name))
     return progress, end_ns
 
 
-def _outcomes(progress: Sequence[_Progress], end_ns: int) -> pa.Table:
+def _outcomes(progress: Sequence[_TagRead], end_ns: int) -> pa.Table:
     return pa.Table.from_pydict({
         "web_id": [p.tag.web_id for p in progress],
         "start": [p.start for p in progress],
@@ -233,7 +220,7 @@ def _outcomes(progress: Sequence[_Progress], end_ns: int) -> pa.Table:
     }, schema=schemas.OUTCOMES)
 
 
-def _result(client: PiClient, progress: list[_Progress], end_ns: int, tables: list[pa.Table], schema: pa.Schema,
+def _result(client: PiClient, progress: list[_TagRead], end_ns: int, tables: list[pa.Table], schema: pa.Schema,
             counters: tuple[int, int, int], started: float) -> ReadResult:
     values = pa.concat_tables(tables) if tables else schema.empty_table()
     failed = [p.tag.web_id for p in progress if p.error]
@@ -295,14 +282,14 @@ def read_recorded(client: PiClient, tags: Iterable[Tag | str], start, end,
                 tables.append(values_table(chunk, point_types))
         return follow
 
-    def regroup(tags: list[_Progress]) -> list[_Job]:
+    def regroup(tags: list[_TagRead]) -> list[_Job]:
         return _regroup(client, tags, fixed=STREAMSET_FIELDS)
 
     _fan_out(client, regroup(pending), resource, accept, regroup)
     return _result(client, progress, end_ns, tables, schemas.VALUES, counters, started)
 
 
-def _skip_read(items: list[PiValue], progress: _Progress) -> tuple[list[PiValue], int]:
+def _skip_read(items: list[PiValue], progress: _TagRead) -> tuple[list[PiValue], int]:
     """Drop the values at ``page_start`` that an earlier page returned; return the rest and the
     ordinal of the first kept value within its timestamp."""
     skip = progress.skip
@@ -331,7 +318,7 @@ def read_interpolated(client: PiClient, tags: Iterable[Tag | str], start, end, i
     started = time.perf_counter()
     counters = client.transport.stats.snapshot()
     progress, end_ns = _window(tags, start, end, None)
-    step_ns = _duration_ns(interval)
+    step_ns = _positive_duration(interval)
     per_tag = (end_ns - progress[0].start) // step_ns + 1 if progress else 0
     tables: list[pa.Table] = []
     point_types = frozenset(p.tag.web_id for p in progress if p.tag.point_type.lower() == "timestamp")
@@ -353,7 +340,7 @@ def read_interpolated(client: PiClient, tags: Iterable[Tag | str], start, end, i
                 tables.append(values_table(chunk, point_types))
         return []
 
-    def regroup(tags: list[_Progress]) -> list[_Job]:
+    def regroup(tags: list[_TagRead]) -> list[_Job]:
         return _fixed_size_jobs(client, tags, fixed + STREAMSET_FIELDS, per_tag)
 
     _fan_out(client, regroup(progress), resource, accept, regroup)
@@ -372,7 +359,7 @@ def read_summaries(client: PiClient, tags: Iterable[Tag | str], start, end, dura
     started = time.perf_counter()
     counters = client.transport.stats.snapshot()
     progress, end_ns = _window(tags, start, end, None)
-    intervals = -(-(end_ns - progress[0].start) // _duration_ns(duration)) if progress else 0
+    intervals = -(-(end_ns - progress[0].start) // _positive_duration(duration)) if progress else 0
     per_tag = max(1, intervals * len(summary_types))
     rows: dict[str, list] = {f.name: [] for f in schemas.SUMMARIES}
     fixed = (f"&endTime={quote(to_pi_time(end_ns))}&summaryDuration={quote(duration)}&calculationBasis="
@@ -398,7 +385,7 @@ def read_summaries(client: PiClient, tags: Iterable[Tag | str], start, end, dura
                 rows["units"].append(stream.UnitsAbbreviation)
         return []
 
-    def regroup(tags: list[_Progress]) -> list[_Job]:
+    def regroup(tags: list[_TagRead]) -> list[_Job]:
         return _fixed_size_jobs(client, tags, fixed + SUMMARY_FIELDS, per_tag)
 
     _fan_out(client, regroup(progress), resource, accept, regroup)
@@ -407,21 +394,9 @@ def read_summaries(client: PiClient, tags: Iterable[Tag | str], start, end, dura
     return _result(client, progress, end_ns, [table], schemas.SUMMARIES, counters, started)
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
-
-
-def _duration_ns(text: str) -> int:
-    """A PI duration (``30s``, ``10m``, ``1h``, ``1d``, ``1w``; also ``sec``/``min``/``hour``/``day``) in ns."""
-    stripped = str(text).strip().lower()
-    for suffix, unit in (("sec", "s"), ("min", "m"), ("hour", "h"), ("day", "d"), ("week", "w")):
-        if stripped.endswith(suffix):
-            stripped = stripped[: -len(suffix)] + unit
-            break
-    try:
-        number = float(stripped[:-1])
-        seconds = number * _UNITS[stripped[-1]]
-    except (ValueError, KeyError, IndexError):
-        raise PiConfigError(f"'{text}' is not a duration: use a number and s, m, h, d or w (e.g. 10m).") from None
-    if seconds <= 0:
+def _positive_duration(text: str) -> int:
+    """A PI duration in ns (times.parse_duration) that must be longer than zero."""
+    ns = parse_duration(text)
+    if ns <= 0:
         raise PiConfigError(f"The duration '{text}' must be positive.")
-    return int(seconds * 1_000_000_000)
+    return ns

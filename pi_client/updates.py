@@ -3,7 +3,7 @@
 Markers live on the server for a limited time. When one has expired (404) or is refused (409),
 the stream is registered again and its recorded values are re-read from its cursor, so there is
 no gap; rows read that way have the action "Add" and may repeat the values at the cursor that
-were already seen (pi_lakeflow.realtime skips those by counting them; other consumers
+were already seen (pi_lakeflow.runtime.realtime skips those by counting them; other consumers
 de-duplicate on web_id, timestamp and ordinal). A poll sends many markers per
 ``streamsets/updates`` sub-request, the sub-requests through the batch controller.
 """

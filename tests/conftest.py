@@ -36,6 +36,17 @@ def fresh_server():
         yield server
 
 
+@pytest.fixture(scope="module")
+def spark():
+    """A local Spark session (one core, UTC) for a module's assertions over the tables."""
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.builder.master("local[1]").appName("tests").config("spark.ui.enabled", "false") \
+        .config("spark.sql.session.timeZone", "UTC").getOrCreate()
+    yield session
+    session.stop()
+
+
 @pytest.fixture
 def http():
     with requests.Session() as session:
@@ -114,3 +125,26 @@ def truth_events(truth: GroundTruth, points, since_ticks: int, now_ticks: int) -
             found[(point.name, action, to_ns(value["Timestamp"]), truth_json(value["Value"]), value["Good"],
                    value["Questionable"], value["Substituted"], value["Annotated"])] += 1
     return found
+
+
+#: Markers by module (pyproject.toml describes them); every other test is a unit test.
+_MARKS = {
+    "tests/pipeline/test_pipeline_runs.py": ("e2e", "slow", "spark"),
+    "tests/pipeline/test_derived_tables.py": ("e2e", "slow", "spark"),
+    "tests/pipeline/test_real_conditions.py": ("e2e", "slow", "spark"),
+    "tests/pipeline/test_realtime.py": ("e2e", "slow", "spark"),
+    "tests/deploy/test_runtime_sparks.py": ("e2e", "slow", "spark"),
+    "tests/deploy/test_wheel.py": ("e2e", "slow"),
+    "tests/deploy/test_bundle_cli.py": ("e2e", "slow"),
+    "tests/pipeline/test_quality.py": ("spark",),
+    "tests/test_cli.py": ("e2e",),
+    "tests/test_workspace.py": ("e2e",),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    root = config.rootpath
+    for item in items:
+        marks = _MARKS.get(item.path.relative_to(root).as_posix(), ("unit",))
+        for mark in marks:
+            item.add_marker(getattr(pytest.mark, mark))

@@ -16,9 +16,9 @@ from databricks.bundles.pipelines import Pipeline
 from databricks.bundles.schemas import Schema
 from databricks.bundles.volumes import Volume
 
-from pi_lakeflow.report import DASHBOARD, dataset_queries, load_dashboard
-from pi_lakeflow.settings import KEYS, KEY_NAMES
-from pi_lakeflow.tables import ALL_TABLES, EVENT_LOG_NAME, PLATFORM_TABLES
+from pi_lakeflow.local.report import DASHBOARD, dataset_queries, load_dashboard
+from pi_lakeflow.config.settings import KEYS, KEY_NAMES
+from pi_lakeflow.tables.registry import BY_NAME, EVENT_LOG_NAME, PLATFORM_TABLES
 
 ROOT = Path(__file__).parents[1]
 SECRET_REFERENCE = re.compile(r"^\{\{secrets/[^/{}]+/[^/{}]+\}\}$")
@@ -158,6 +158,6 @@ def test_the_dashboard_loads_and_queries_only_the_pipelines_tables(resources):
     for name, sql in queries.items():
         named = set(re.findall(r"\b(?:FROM|JOIN)\s+([A-Za-z_]\w*)", sql, re.IGNORECASE))
         local = set(re.findall(r"\b([A-Za-z_]\w*)\s+AS\s*\(", sql, re.IGNORECASE))  # WITH name AS (...)
-        assert named - local and named - local <= {*ALL_TABLES, *PLATFORM_TABLES}, (name, named - local)
+        assert named - local and named - local <= {*BY_NAME, *PLATFORM_TABLES}, (name, named - local)
     # the event log table the dashboard reads is the one the time-series pipeline publishes
     assert resources["pipelines"]["pi_lakeflow_timeseries"]["event_log"]["name"] == EVENT_LOG_NAME

@@ -25,6 +25,7 @@ from .pitime import AF_MAX_TIME, TimeStringError, format_tick, parse_duration, p
 from .plant import (ASSET_DATABASE_NAME, ASSET_SERVER_NAME, DATA_SERVER_NAME, Attribute, Element, EventFrame,
                     Plant, Point, build_plant)
 from .render import FieldSelection, value_objects
+from . import signal
 from .series import NUMBER, SeriesModel, Values
 
 JSON = "application/json; charset=utf-8"
@@ -389,28 +390,20 @@ def _all_recorded(api: PiWebApi, point: Point, start: int, end: int) -> Values:
 
 
 def _interpolate(api: PiWebApi, point: Point, start: int, end: int, interval: int) -> Values:
-    """Values on a regular grid: linear between numeric values, the previous value for steps."""
+    """Values on a regular grid from start to end inclusive (signal.interpolate)."""
     if interval <= 0:
         raise ApiError(400, "The interval must be positive.")
     grid = np.arange(start, end + 1, interval, dtype=np.int64)
     if len(grid) > api.server_config.max_returned_items_per_call:
         raise ApiError(400, f"The number of intervals is greater than the maximum allowed "
                             f"({api.server_config.max_returned_items_per_call}).")
-    lookback = 400 * point.interval_ticks
-    values = _all_recorded(api, point, start - lookback, end)
-    if len(values) == 0:
-        return values
-    before = np.searchsorted(values.ticks, grid, side="right") - 1
-    valid = before >= 0
-    grid, before = grid[valid], before[valid]
-    result = values.take(before)
-    result.ticks = grid
-    step = not point.is_numeric or point.point_type == "Int32"
-    numeric = values.kind == NUMBER
-    if not step and numeric.sum() >= 2:
-        result.number = np.interp(grid, values.ticks[numeric], values.number[numeric])
-        result.kind = np.where(result.kind == NUMBER, NUMBER, result.kind).astype(np.int8)
-    return result
+    reach = 400 * point.interval_ticks  # the value governing start, and the one after end
+    values = _all_recorded(api, point, start - reach, end + reach)
+    return signal.interpolate(values, grid, _is_step(point)) if len(values) else values
+
+
+def _is_step(point: Point) -> bool:
+    return not point.is_numeric or point.point_type == "Int32"
 
 
 @route("GET", r"streams/(?P<id>[^/]+)/interpolated")
@@ -425,9 +418,11 @@ def _interpolated(api: PiWebApi, m, q, b) -> Reply:
 
 def summarize(api: PiWebApi, point: Point, start: int, end: int, duration: int, types: list[str],
               basis: str) -> list[dict]:
-    """Summary values per interval. EventWeighted: statistics of the recorded numbers;
-    TimeWeighted: Total and Average weight each value by the time it holds (step) within the
-    interval. Count is always event-based; PercentGood is the share of good values."""
+    """Summary values per interval of [start, end). TimeWeighted: Average, Total and PercentGood
+    over the signal between values (signal.time_weighted); EventWeighted: statistics of the
+    recorded numbers. Minimum, Maximum, Range, the deviations and Count are always of the values
+    recorded in the interval. An interval without a good number has Calc Failed where a number
+    is needed."""
     if end <= start:
         raise ApiError(400, "The end time must be after the start time for summaries.")
     if duration <= 0:
@@ -435,31 +430,34 @@ def summarize(api: PiWebApi, point: Point, start: int, end: int, duration: int, 
     edges = np.arange(start, end, duration, dtype=np.int64)
     if len(edges) > api.server_config.max_returned_items_per_call:
         raise ApiError(400, "The number of intervals is greater than the maximum allowed.")
-    values = _all_recorded(api, point, start, end)
+    reach = 400 * point.interval_ticks
+    values = _all_recorded(api, point, start - reach, end + reach)
+    weighted = signal.time_weighted(values, edges, end, _is_step(point)) if basis == "TimeWeighted" else None
     out: dict[str, list[dict]] = {t: [] for t in types}
-    for left in edges.tolist():
+    for k, left in enumerate(edges.tolist()):
         right = min(left + duration, end)
         inside = (values.ticks >= left) & (values.ticks < right)
         good = inside & (values.kind == NUMBER)
         numbers = values.number[good]
         stats: dict[str, float | None] = {}
         count = int(inside.sum())
-        if basis == "TimeWeighted" and len(numbers):
-            ticks = values.ticks[good]
-            holds = np.diff(np.append(ticks, right)).astype(np.float64)
-            weight = holds.sum()
-            stats["Average"] = float((numbers * holds).sum() / weight) if weight else float(numbers.mean())
-            stats["Total"] = float((numbers * holds).sum() / (86_400 * 10_000_000))  # per day units
-        elif len(numbers):
-            stats["Average"] = float(numbers.mean())
-            stats["Total"] = float(numbers.sum())
+        if weighted is not None:
+            area, good_ticks = weighted[0][k], weighted[1][k]
+            if good_ticks:
+                stats["Average"] = area / float(good_ticks)
+                stats["Total"] = area / float(signal.TICKS_PER_DAY)
+            stats["PercentGood"] = 100.0 * float(good_ticks) / float(right - left)
+        else:
+            if len(numbers):
+                stats["Average"] = float(numbers.mean())
+                stats["Total"] = float(numbers.sum())
+            stats["PercentGood"] = 100.0 * int(good.sum()) / count if count else 0.0
         if len(numbers):
             stats.update(Minimum=float(numbers.min()), Maximum=float(numbers.max()),
                          Range=float(numbers.max() - numbers.min()),
                          StdDev=float(numbers.std(ddof=1)) if len(numbers) > 1 else 0.0,
                          PopulationStdDev=float(numbers.std(ddof=0)))
         stats["Count"] = float(count)
-        stats["PercentGood"] = 100.0 * int(good.sum()) / count if count else 0.0
         for summary_type in types:
             number = stats.get(summary_type)
             value = number if number is not None else {"Name": "Calc Failed", "Value": 249, "IsSystem": True}

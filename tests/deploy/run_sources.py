@@ -14,7 +14,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from pi_lakeflow.sources import SOURCES
+from pi_lakeflow.spark.sources import SOURCES
 
 
 def main(source: str, options_file: str, checkpoint: str, output: str, catalog_output: str | None = None) -> None:

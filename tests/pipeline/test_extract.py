@@ -9,12 +9,12 @@ from collections import Counter
 import pyarrow as pa
 import pytest
 
-import pi_lakeflow.extract as extract
+import pi_lakeflow.runtime.timeseries as timeseries
 from pi_client import Limits, PiClient, RetryPolicy
 from pi_client.times import to_pi_time
-from pi_lakeflow.extract import plan_batch, read_partition
-from pi_lakeflow.settings import parse
-from pi_lakeflow.state import StateStore
+from pi_lakeflow.runtime.timeseries import plan_batch, plan_next, read_partition
+from pi_lakeflow.config.settings import parse
+from pi_lakeflow.runtime.state import StateStore
 from pi_simulator import GroundTruth, PlantConfig
 from tests.conftest import NOW, make_server, truth_rows, value_row
 
@@ -28,8 +28,7 @@ def landed_rows(tables: list[pa.Table]) -> list[tuple]:
 
 
 def run_batch(client, store, settings, batch, now_ns) -> tuple[list[pa.Table], pa.Table]:
-    info, plan = plan_batch(client, settings, store.tag_state(batch - 1), batch - 1, batch, now_ns)
-    store.write_plan(info, plan)
+    info = plan_next(client, settings, store, batch - 1, batch, now_ns)
     landed = [t for p in range(info.partitions) for t in read_partition(client, store, batch, p)]
     return landed, store.tag_state(batch)
 
@@ -71,7 +70,7 @@ def test_a_tag_failing_mid_window_keeps_what_it_landed_and_its_cursor_where_that
     points = server.api.plant.points
     victim = points[0]
     calls = []
-    real = extract.read_recorded
+    real = timeseries.read_recorded
 
     def fail_after_first_slice(*args, **kwargs):  # the server starts refusing the tag after one slice
         calls.append(kwargs["end"])
@@ -79,7 +78,7 @@ def test_a_tag_failing_mid_window_keeps_what_it_landed_and_its_cursor_where_that
             server.api.server_config = dataclasses.replace(server.api.server_config, failing_tags=(victim.name,))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(extract, "read_recorded", fail_after_first_slice)
+    monkeypatch.setattr(timeseries, "read_recorded", fail_after_first_slice)
     first, state = run_batch(client, store, settings, 1, NOW_NS)
     row = next(r for r in state.to_pylist() if r["web_id"] == victim.web_id)
     first_slice_end = calls[0]

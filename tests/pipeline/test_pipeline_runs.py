@@ -25,15 +25,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pyspark.sql import SparkSession
 
 from pi_client.times import to_pi_time
-from pi_lakeflow import cli, quality
-from pi_lakeflow.local import load_config, run_pipeline
-from pi_lakeflow.state import StateStore
+from pi_lakeflow import cli
+from pi_lakeflow.spark import quality
+from pi_lakeflow.local.runner import load_config, run_pipeline
+from pi_lakeflow.runtime.state import StateStore
+from pi_lakeflow.tables import registry
 from pi_simulator import GroundTruth
 from pi_simulator.plant import ASSET_DATABASE_NAME
 from tests.conftest import NOW, make_server, truth_rows, value_row
+from tests.pipeline.conformance import check_tables
 
 # The module fixture runs the pipeline three times (about 3 minutes here); pytest-timeout counts
 # it against the first test.
@@ -66,14 +68,6 @@ def micros(moment: datetime) -> int:
 
 def landed_rows(frame) -> list[tuple]:
     return [value_row(row.asDict()) for row in frame.collect()]
-
-
-@pytest.fixture(scope="module")
-def spark():
-    session = SparkSession.builder.master("local[1]").appName("tests").config("spark.ui.enabled", "false") \
-        .config("spark.sql.session.timeZone", "UTC").getOrCreate()
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +176,16 @@ def test_event_frames_close_in_the_table_after_they_close_on_the_server(runs, sp
     assert attributes.select("owner_web_id").distinct().count() == len(after)
 
 
+def test_every_table_the_runs_made_conforms(runs, spark):
+    """The conformance suite (tests/pipeline/conformance.py) over every table a pipeline with
+    pi.tables all makes; test_derived_tables runs it over the interpolated and summary tables,
+    test_realtime over pi_timeseries_updates: every registered table passes it."""
+    made = [t.name for t in registry.made_by(runs["config"].settings)]
+    assert check_tables(spark, runs["config"].warehouse, runs["snapshot"], made) == made
+    others = {t.name for t in registry.TABLES} - set(made)
+    assert others == {"pi_timeseries_interpolated", "pi_timeseries_summaries", "pi_timeseries_updates"}
+
+
 def test_query_prints_the_tables_through_the_local_catalog(runs):
     config = runs["config"]
     command = [sys.executable, "-m", "pi_lakeflow.cli", "query", "--config", str(config.path), "--format", "csv",
@@ -194,7 +198,7 @@ def test_query_prints_the_tables_through_the_local_catalog(runs):
 
 def rules_failed(row: tuple, point) -> list[str]:
     """The quality rules a landed value fails, worked out here in Python from the value and its
-    point, apart from the SQL of pi_lakeflow.quality (the times are years from 1970 and 9999,
+    point, apart from the SQL of pi_lakeflow.spark.quality (the times are years from 1970 and 9999,
     and before the tests' wall clock, so the time rules pass)."""
     _, _, _, value_text, good, questionable, substituted, _ = row
     value = json.loads(value_text)
@@ -291,7 +295,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 def test_the_report_draws_every_panel_with_data_in_headless_chromium(runs, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from pi_lakeflow.report import load_dashboard, local_widgets
+    from pi_lakeflow.local.report import load_dashboard, local_widgets
 
     out = tmp_path / "report.html"
     command = [sys.executable, "-m", "pi_lakeflow.cli", "report", "--config", str(runs["config"].path), "--out", str(out)]

@@ -1,4 +1,4 @@
-"""The quality rules (pi_lakeflow.quality) on real Spark, row by row, and the two ways they reach
+"""The quality rules (pi_lakeflow.spark.quality) on real Spark, row by row, and the two ways they reach
 an engine: Databricks' expectation decorators (which cannot exist here: a recording stand-in
 for ``dp`` takes their place) and the project's own application on open-source Spark."""
 
@@ -11,10 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 from pyspark import pipelines as open_source_dp
-from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pi_lakeflow import quality
+from pi_lakeflow.spark import quality
 
 RULES = quality.timeseries_rules(600 * 10**9)
 NOW = datetime(2024, 5, 2)
@@ -51,14 +50,6 @@ CASES = {
     "below zero": (row("below zero", value_double=-0.5), ["within_span"]),
     "no span": (row("no span", value_double=1e9, span=0.0), []),
 }
-
-
-@pytest.fixture(scope="module")
-def spark():
-    session = SparkSession.builder.master("local[1]").appName("quality").config("spark.ui.enabled", "false") \
-        .config("spark.sql.session.timeZone", "UTC").getOrCreate()
-    yield session
-    session.stop()
 
 
 @pytest.fixture(scope="module")
@@ -124,12 +115,12 @@ def test_rules_are_named_once_with_a_known_action():
 
 def test_definitions_declare_no_expectation_of_their_own():
     """A rule written into a definition would reach Databricks only; every rule goes through
-    pi_lakeflow.quality, which both engines use."""
+    pi_lakeflow.spark.quality, which both engines use."""
     for file in Path(__file__).resolve().parents[2].joinpath("pipelines").glob("*.py"):
         tree = ast.parse(file.read_text())
         calls = [node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
                  and node.attr.startswith("expect") and getattr(node.value, "id", "") == "dp"]
-        assert not calls, f"{file.name} calls dp.{calls[0]}; declare the rule in pi_lakeflow/quality.py"
+        assert not calls, f"{file.name} calls dp.{calls[0]}; declare the rule in pi_lakeflow/spark/quality.py"
 
 
 def test_the_readme_lists_every_rule_with_its_action():

@@ -25,8 +25,8 @@ import yaml
 from pyspark.sql import SparkSession
 
 from pi_client.times import to_pi_time
-from pi_lakeflow.realtime import MarkerStore
-from pi_lakeflow.state import StateStore
+from pi_lakeflow.runtime.realtime import MarkerStore
+from pi_lakeflow.runtime.state import StateStore
 from pi_simulator import GroundTruth, PlantConfig
 from pi_simulator.plant import ASSET_DATABASE_NAME
 from tests.conftest import NOW, make_server, truth_rows, value_row

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,11 +20,12 @@ from pyspark.sql import SparkSession
 
 from pi_client import PiClient
 from pi_client.times import to_ns
-from pi_lakeflow.channels import ChannelListener
-from pi_lakeflow.realtime import MarkerStore, plan_layout, read_poll, write_pushed
-from pi_lakeflow.settings import parse
+from pi_lakeflow.config.settings import parse
+from pi_lakeflow.runtime.channels import ChannelListener
+from pi_lakeflow.runtime.realtime import MarkerStore, plan_layout, read_poll, write_pushed
 from pi_simulator import GroundTruth
 from tests.conftest import NOW, event_row, make_server, truth_events, truth_json
+from tests.pipeline.conformance import check_tables
 
 MINUTE_TICKS = 600_000_000
 TAGS = 40
@@ -142,6 +144,7 @@ def test_stream_stops_on_ctrl_c_and_resumes_losing_and_repeating_nothing(fresh_s
         "pi.url": fresh_server.url, "pi.tables": "updates", "pi.partition_size": "15",
         "pi.updates.transport": transport, "pi.tags.names": ",".join(p.name for p in points)}}))
     store = MarkerStore(tmp_path / "state" / "source")
+    warehouse = tmp_path / "state" / "warehouse"
     outputs = []
     for leg in range(2):
         process = subprocess.Popen([sys.executable, "-m", "pi_lakeflow.cli", "stream", "--config", str(config)],
@@ -155,10 +158,13 @@ def test_stream_stops_on_ctrl_c_and_resumes_losing_and_repeating_nothing(fresh_s
         outputs.append(out)
         assert process.returncode == 0 and "stopped; the next start resumes" in out, out[-3000:]
         assert "Traceback" not in out and "ERROR" not in out, out[-3000:]
+        if leg == 0:
+            shutil.copytree(warehouse, tmp_path / "after-leg-1")
     spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false") \
         .config("spark.sql.session.timeZone", "UTC").getOrCreate()
     try:
-        rows = spark.read.parquet(str(tmp_path / "state" / "warehouse" / "pi_timeseries_updates")).collect()
+        rows = spark.read.parquet(str(warehouse / "pi_timeseries_updates")).collect()
+        check_tables(spark, warehouse, tmp_path / "after-leg-1", ["pi_timeseries_updates"])
     finally:
         spark.stop()
     landed = Counter(event_row(r.asDict()) for r in rows)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from pi_lakeflow import cli
-from pi_lakeflow.settings import KEY_NAMES, SettingsError, parse, resolve_time
+from pi_lakeflow.config.settings import KEY_NAMES, SettingsError, parse, resolve_time
 from tests.conftest import make_server
 
 GOOD = {"pi.url": "https://pi.example.com/piwebapi", "pi.state_path": "/tmp/state"}

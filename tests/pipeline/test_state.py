@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from pi_lakeflow.state import (OUTCOME, PLAN, PartStats, PlanInfo, StatePathError, StateStore, ingestion_log, probe,
+from pi_lakeflow.runtime.state import (OUTCOME, PLAN, PartStats, PlanInfo, StatePathError, StateStore, ingestion_log, probe,
                                tag_cursors)
 
 END = 1_714_608_000_000_000_000

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pi_lakeflow.connection import connect
-from pi_lakeflow.discovery import select_tags
-from pi_lakeflow.settings import parse
+from pi_lakeflow.config.connection import connect
+from pi_lakeflow.runtime.discovery import select_tags
+from pi_lakeflow.config.settings import parse
 from pi_simulator.plant import ASSET_DATABASE_NAME
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from . import exits
-from .local import ConfigError, LocalConfig, local_session, spark_error
+from pi_lakeflow import exits
+from pi_lakeflow.local.runner import ConfigError, LocalConfig, local_session, spark_error
 
 
 def run_query(config: LocalConfig, sql: str, output: str) -> int:

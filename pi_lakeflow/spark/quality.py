@@ -26,8 +26,10 @@ from typing import Callable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from pi_lakeflow.settings import NS_PER_SECOND
-from pi_lakeflow.tables import EVENT_FRAMES_SILVER, TIMESERIES_SILVER
+from pi_client.times import NS_PER_SECOND
+
+#: The silver tables the rules are for (pi_lakeflow.tables.registry declares them).
+TIMESERIES_SILVER, EVENT_FRAMES_SILVER = "pi_timeseries_silver", "pi_event_frames_silver"
 
 WARN, DROP, FAIL = "warn", "drop", "fail"
 ACTIONS = (WARN, DROP, FAIL)
@@ -83,6 +85,14 @@ EVENT_FRAME_RULES: tuple[Rule, ...] = (
 
 def all_rules(future_tolerance_ns: int) -> tuple[Rule, ...]:
     return (*timeseries_rules(future_tolerance_ns), *EVENT_FRAME_RULES)
+
+
+def rule_set(name: str, future_tolerance_ns: int) -> tuple[Rule, ...]:
+    """The rules a registry table declares by name (``timeseries`` or ``event_frames``)."""
+    sets = {"timeseries": lambda: timeseries_rules(future_tolerance_ns), "event_frames": lambda: EVENT_FRAME_RULES}
+    if name not in sets:
+        raise ValueError(f"there is no rule set '{name}'; there are: {', '.join(sets)}")
+    return sets[name]()
 
 
 def native(dp) -> bool:

@@ -35,11 +35,11 @@ import pyarrow.compute as pc
 from pi_client import PiClient, PiError
 from pi_client.updates import Subscription, end_timestamps, poll, register
 
-from .discovery import select_tags
-from .extract import landing_columns
-from .settings import Settings
-from .state import read_arrow, write_arrow
-from .tables import UPDATES
+from pi_lakeflow.runtime.discovery import select_tags
+from pi_lakeflow.runtime.landing import landing_columns
+from pi_lakeflow.config.settings import Settings
+from pi_lakeflow.runtime.state import read_arrow, write_arrow
+from pi_lakeflow.tables.schemas import UPDATES
 
 LAYOUT = pa.schema([
     pa.field("web_id", pa.string(), nullable=False),

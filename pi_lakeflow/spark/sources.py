@@ -1,16 +1,19 @@
 """Spark glue: Python data sources over pi_client and the state store. No PI logic lives here.
 
 * ``pi_timeseries`` (streaming): each micro-batch is one planned batch; its partitions are tag
-  groups, read by Spark tasks on the executors, each calling :func:`extract.read_partition`.
+  groups, read by Spark tasks on the executors, each calling :func:`runtime.timeseries.read_partition`.
   The offset is the batch number; the per-tag cursors are in the state store (see state.py).
 * ``pi_updates`` (streaming, real time): each micro-batch is one poll of PI stream updates; its
   partitions are tag groups, each task calling :func:`realtime.read_poll`. The offset is the poll
-  number; the markers are in the state store (see realtime.py). With ``pi.updates.transport``
+  number; the markers are in the state store (see runtime/realtime.py). With ``pi.updates.transport``
   channels, the reader on the driver holds the channels (channels.py) and writes what they pushed
   as the next poll's files; the tasks read those files.
-* ``pi_catalog`` (batch, option ``table``): a table of tables.CATALOG, read from the server (its
-  failed items go to the state store), or of tables.STATE (``pi_ingestion_log``,
-  ``pi_tag_cursors``) or ``pi_catalog_log``, read from the state store; one task.
+* ``pi_catalog`` (batch, option ``table``): a table the registry reads whole on each run
+  (points, AF, event frames, the state's log and cursors, pi_catalog_log), by the registry's
+  reader (pi_lakeflow.runtime.views); one task.
+* ``pi_windows`` (streaming, option ``table``): interpolated values or summaries over aligned time
+  windows (pi_lakeflow.runtime.derived); the offset is the end of the last window, the
+  partitions are tag groups selected on the driver.
 
 Every source takes the pipeline settings as options (settings.configuration) and parses them
 where it runs.
@@ -32,18 +35,21 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql.datasource import DataSource, DataSourceReader, DataSourceStreamReader, InputPartition
 from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.types import StructType
 
-from . import tables
-from .connection import connect
-from .discovery import catalog_table
-from .extract import plan_batch, read_partition
-from .channels import ChannelListener
-from .realtime import KEEP_POLLS, MarkerStore, plan_layout, read_poll, write_pushed
-from .settings import Settings, parse
-from .state import PlanInfo, StateStore, ingestion_log, probe, tag_cursors
+from pi_lakeflow.config.connection import connect
+from pi_lakeflow.config.settings import Settings, parse
+from pi_lakeflow.runtime.channels import ChannelListener
+from pi_lakeflow.runtime.derived import KEEP_WINDOWS, WindowCursors
+from pi_lakeflow.runtime.realtime import KEEP_POLLS, MarkerStore, plan_layout, read_poll, write_pushed
+from pi_lakeflow.runtime.state import PlanInfo, StateStore, probe
+from pi_lakeflow.runtime.timeseries import plan_next, read_partition
+from pi_lakeflow.runtime.views import ReadContext
+from pi_lakeflow.tables import registry
+from pi_lakeflow.tables.schemas import TIMESERIES, UPDATES
 
 #: Batches kept in the state store behind the last committed one (for replays and the log).
 KEEP_BATCHES = 3
@@ -82,12 +88,7 @@ class TimeSeriesReader(DataSourceStreamReader):
                                f"{self.settings.state_path} no longer holds (it holds {self.store.batches()}); "
                                f"a full refresh reads every tag again from pi.start")
         with connect(self.settings) as client:
-            planned = plan_batch(client, self.settings, self.store.tag_state(after), after, batch, time.time_ns())
-        if planned is None:
-            return None
-        info, rows = planned
-        self.store.write_plan(info, rows)
-        return info
+            return plan_next(client, self.settings, self.store, after, batch, time.time_ns())
 
     def partitions(self, start: dict, end: dict) -> list[BatchPartition]:
         if end["batch"] == start["batch"]:  # Spark asks for the first batch even when nothing is due
@@ -118,7 +119,7 @@ class TimeSeriesSource(DataSource):
         return "pi_timeseries"
 
     def schema(self) -> StructType:
-        return from_arrow_schema(tables.TIMESERIES)
+        return from_arrow_schema(TIMESERIES)
 
     def streamReader(self, schema: StructType) -> DataSourceStreamReader:
         return TimeSeriesReader(self.options)
@@ -204,59 +205,129 @@ class UpdatesSource(DataSource):
         return "pi_updates"
 
     def schema(self) -> StructType:
-        return from_arrow_schema(tables.UPDATES)
+        return from_arrow_schema(UPDATES)
 
     def streamReader(self, schema: StructType) -> DataSourceStreamReader:
         return UpdatesReader(self.options)
 
 
 @dataclass
-class CatalogPartition(InputPartition):
+class ViewPartition(InputPartition):
     table: str
 
 
-class CatalogReader(DataSourceReader):
+class ViewReader(DataSourceReader):
     def __init__(self, options):
         self.settings = _settings(options)
-        self.table = options["table"]
+        self.table = registry.table(options["table"])
 
-    def partitions(self) -> list[CatalogPartition]:
-        return [CatalogPartition(self.table)]
+    def partitions(self) -> list[ViewPartition]:
+        return [ViewPartition(self.table.name)]
 
-    def read(self, partition: CatalogPartition) -> Iterator[pa.RecordBatch]:
+    def read(self, partition: ViewPartition) -> Iterator[pa.RecordBatch]:
         probe(self.settings.state_path)
-        store = StateStore(self.settings.state_path)
-        if partition.table == "pi_tag_cursors":
-            found = tag_cursors(store)
-        elif partition.table == "pi_ingestion_log":
-            found = ingestion_log(store)
-        elif partition.table == tables.CATALOG_LOG_NAME:
-            found = store.catalog_log()
-        else:
-            now = time.time_ns()
-            with connect(self.settings) as client:
-                read = catalog_table(client, self.settings, partition.table, now)
-            store.write_catalog_errors(partition.table, read.errors, now)
-            found = tables.for_spark(read.table)
-        yield from found.to_batches()
+        context = ReadContext(self.table.name, self.settings, StateStore(self.settings.state_path), time.time_ns())
+        yield from self.table.load_reader()(context).to_batches()
+
+
+def _declared(options, source: str):
+    """The registry's table named by the option ``table``, which ``source`` must read."""
+    name = options.get("table", "")
+    found = [t.name for t in registry.TABLES if t.source == source]
+    if name not in found:
+        raise ValueError(f"{source} has no table '{name}'; it has: {', '.join(found)}")
+    return registry.table(name)
 
 
 class CatalogSource(DataSource):
-    """``spark.read.format("pi_catalog").option("table", name)``: points, AF, event frames, cursors."""
+    """``spark.read.format("pi_catalog").option("table", name)``: a table made whole on each run
+    (points, AF, event frames, the time-series state's log and cursors): the registry's reader."""
 
     @classmethod
     def name(cls) -> str:
         return "pi_catalog"
 
     def schema(self) -> StructType:
-        table = self.options["table"]
-        known = tables.CATALOG_SOURCE_TABLES
-        if table not in known:
-            raise ValueError(f"pi_catalog has no table '{table}'; it has: {', '.join(known)}")
-        return from_arrow_schema(tables.spark_schema(known[table]))
+        return from_arrow_schema(_declared(self.options, "pi_catalog").schema)
 
     def reader(self, schema: StructType) -> DataSourceReader:
-        return CatalogReader(self.options)
+        return ViewReader(self.options)
 
 
-SOURCES = (TimeSeriesSource, UpdatesSource, CatalogSource)
+@dataclass
+class WindowPartition(InputPartition):
+    end: dict  # the batch's offset
+    partition: int
+    tags: list  # (pi_client.Tag, where its read starts)
+
+
+class WindowsReader(DataSourceStreamReader):
+    """The stream of a registry table over aligned time windows (pi_lakeflow.runtime.derived):
+    the offset is the end of the last window (and a retry count, runtime.derived.WindowCursors);
+    tags are selected on the driver per batch, each read from its cursor."""
+
+    def __init__(self, options):
+        self.settings = _settings(options)
+        probe(self.settings.state_path)
+        self.windows = _declared(options, "pi_windows").load_reader()(self.settings)
+        self.cursors = WindowCursors(self.settings.state_path, self.windows.table)
+
+    def initialOffset(self) -> dict:
+        return {"end_ns": self.windows.first(time.time_ns()), "retry": 0}
+
+    def latestOffset(self, start: dict | None = None, limit=None) -> dict:
+        """The end of the window ready now; when it has not moved but tags are behind their
+        cursors, the same end again (retry + 1). Without ``start`` (Spark 4.0, 4.1): from the
+        newest offset with files."""
+        if start is None:
+            start = (self.cursors.offsets() or [self.initialOffset()])[-1]
+        ready = self.windows.ready(time.time_ns())
+        if ready > start["end_ns"]:
+            return {"end_ns": ready, "retry": 0}
+        if self.cursors.behind(start):
+            return {"end_ns": start["end_ns"], "retry": start["retry"] + 1}
+        return start
+
+    def partitions(self, start: dict, end: dict) -> list[WindowPartition]:
+        if end == start:
+            return []
+        with connect(self.settings) as client:
+            tags = self.windows.plan(client, self.cursors.after(start), start["end_ns"])
+        StateStore(self.settings.state_path).clear_catalog_errors(self.windows.table)  # each task writes its own
+        size = self.settings.partition_size
+        return [WindowPartition(end, i // size, tags[i:i + size]) for i in range(0, len(tags), size)]
+
+    def read(self, partition: WindowPartition) -> Iterator[pa.RecordBatch]:
+        """The partition's rows; its tags' cursors, and the failed ones in pi_catalog_log."""
+        probe(self.settings.state_path)
+        with connect(self.settings) as client:
+            landed, cursors = self.windows.read(client, partition.tags, partition.end["end_ns"], time.time_ns())
+        self.cursors.write(partition.end, partition.partition, cursors)
+        failed = cursors.filter(pc.is_valid(cursors["error"]))
+        errors = {name or web_id: error for name, web_id, error in
+                  zip(*(failed[c].to_pylist() for c in ("name", "web_id", "error")))}
+        StateStore(self.settings.state_path).write_catalog_errors(self.windows.table, errors, time.time_ns(),
+                                                                  part=str(partition.partition))
+        for rows in landed:
+            yield from rows.to_batches(max_chunksize=100_000)
+
+    def commit(self, end: dict) -> None:
+        self.cursors.prune(end, KEEP_WINDOWS)
+
+
+class WindowsSource(DataSource):
+    """``spark.readStream.format("pi_windows").option("table", name)``: interpolated values or
+    summaries, window by window."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "pi_windows"
+
+    def schema(self) -> StructType:
+        return from_arrow_schema(_declared(self.options, "pi_windows").schema)
+
+    def streamReader(self, schema: StructType) -> DataSourceStreamReader:
+        return WindowsReader(self.options)
+
+
+SOURCES = (TimeSeriesSource, UpdatesSource, CatalogSource, WindowsSource)

@@ -29,11 +29,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .tables import CATALOG_LOG, INGESTION_LOG, SPARK_TIMESTAMP, TAG_CURSORS
+from pi_lakeflow.tables.schemas import CATALOG_LOG, INGESTION_LOG, SPARK_TIMESTAMP, TAG_CURSORS
 
 #: One row per tag the plan knows. ``partition`` -1: known from an earlier batch, not selected
 #: now (kept so that its cursor survives). ``cursor_ns`` null: a new tag. ``digest``: hashes of
-#: the values landed in the look-back range before the cursor (see extract.value_hashes).
+#: the values landed in the look-back range before the cursor (see landing.value_hashes).
 #: ``rate``: values per second in the tag's last read (sizes the first time slice of a read).
 PLAN = pa.schema([
     pa.field("web_id", pa.string(), nullable=False),
@@ -173,12 +173,18 @@ class StateStore:
         return pa.concat_tables([read_arrow(f)[0] for f in files]) if files else schema.empty_table()
 
     # ---- catalog reads ---------------------------------------------------------------------------
-    def write_catalog_errors(self, table: str, errors: dict[str, str], read_ns: int) -> None:
-        """The items of a catalog table's latest read that failed (none: an earlier read's are gone)."""
+    def write_catalog_errors(self, table: str, errors: dict[str, str], read_ns: int, part: str = "") -> None:
+        """The items of a table's latest read that failed (none: an earlier read's are gone);
+        ``part``: one of several files of the table (a partition of it, written by its task)."""
         rows = pa.table({"table": [table] * len(errors), "item": list(errors), "error": list(errors.values()),
                          "read_at": pa.array([read_ns // 1000] * len(errors), pa.int64()).cast(SPARK_TIMESTAMP)},
                         schema=CATALOG_LOG)
-        write_arrow(self.root / "catalog" / f"{table}.arrow", rows, {})
+        write_arrow(self.root / "catalog" / f"{table}{'.' + part if part else ''}.arrow", rows, {})
+
+    def clear_catalog_errors(self, table: str) -> None:
+        """Forget every failed item of ``table`` (before a read that writes them by part)."""
+        for path in (self.root / "catalog").glob(f"{table}.*arrow"):
+            path.unlink(missing_ok=True)
 
     def catalog_log(self) -> pa.Table:
         """CATALOG_LOG: the failed items of each catalog table's latest read."""

@@ -1,4 +1,5 @@
-"""The tables the pipeline creates: names and Arrow schemas, declared once.
+"""The Arrow schemas of the tables the sources make, declared once (the registry, registry.py,
+says which table has which schema, key, reader and rules).
 
 Spark keeps microseconds, PI keeps 100 ns: ``timestamp`` is the value's time for queries (to the
 microsecond) and ``timestamp_ns`` the exact instant, so (web_id, timestamp_ns, ordinal) identifies
@@ -14,8 +15,6 @@ from pi_client import schemas
 
 SPARK_TIMESTAMP = pa.timestamp("us", tz="UTC")
 
-TIMESERIES_NAME = "pi_timeseries"
-
 #: pi_timeseries: one row per PI value landed, with where and when it landed.
 TIMESERIES = pa.schema([
     *(pa.field(f.name, SPARK_TIMESTAMP, f.nullable) if f.type == schemas.TIMESTAMP else f
@@ -26,7 +25,6 @@ TIMESERIES = pa.schema([
     pa.field("date", pa.date32(), nullable=False),
 ])
 
-UPDATES_NAME = "pi_timeseries_updates"
 #: pi_timeseries_updates (real time): one row per stream-update event, its ``action`` Add, Update
 #: or Delete; ``batch`` is the poll that read it.
 UPDATES = pa.schema([*TIMESERIES, pa.field("action", pa.string(), nullable=False)])
@@ -61,19 +59,38 @@ TAG_CURSORS = pa.schema([
     pa.field("last_error", pa.string()),
 ])
 
-#: Tables read whole on each run (materialized views), by name, with their pi_client schema.
-CATALOG = {
-    "pi_points": schemas.POINTS,
-    "pi_af_elements": schemas.ELEMENTS,
-    "pi_af_attributes": schemas.ATTRIBUTES,
-    "pi_af_templates": schemas.TEMPLATES,
-    "pi_event_frames": schemas.EVENT_FRAMES,
-    "pi_event_frame_attributes": schemas.OWNER_VALUES,
-}
-#: Tables made from the time-series source's state, after pi_timeseries in each run.
-STATE = {"pi_ingestion_log": INGESTION_LOG, "pi_tag_cursors": TAG_CURSORS}
+#: pi_timeseries_interpolated: each selected tag's value at every pi.interpolated.interval (times
+#: aligned to the interval since 1970), the value governing that time, on the line to the next
+#: value for a continuous point; ``batch`` is the end of the window it was read in, in seconds.
+INTERPOLATED = pa.schema([
+    *(pa.field(f.name, SPARK_TIMESTAMP, f.nullable) if f.type == schemas.TIMESTAMP else f
+      for f in schemas.VALUE_FIELDS if f.name != "ordinal"),
+    pa.field("timestamp_ns", pa.int64(), nullable=False),
+    pa.field("batch", pa.int64(), nullable=False),
+    pa.field("ingested_at", SPARK_TIMESTAMP, nullable=False),
+    pa.field("date", pa.date32(), nullable=False),
+])
 
-CATALOG_LOG_NAME = "pi_catalog_log"
+#: pi_timeseries_summaries: per numeric tag and interval [interval_start, interval_end) of
+#: pi.summaries.interval: the time-weighted average, the minimum and maximum of the values
+#: recorded in it, their count, and the percent of the interval's time with a good value. A
+#: statistic PI cannot compute (no good value) is null.
+SUMMARIES = pa.schema([
+    pa.field("web_id", pa.string(), nullable=False),
+    pa.field("name", pa.string()),
+    pa.field("interval_start", SPARK_TIMESTAMP, nullable=False),
+    pa.field("interval_end", SPARK_TIMESTAMP, nullable=False),
+    pa.field("average", pa.float64()),
+    pa.field("minimum", pa.float64()),
+    pa.field("maximum", pa.float64()),
+    pa.field("count", pa.int64()),
+    pa.field("percent_good", pa.float64()),
+    pa.field("units", pa.string()),
+    pa.field("batch", pa.int64(), nullable=False),
+    pa.field("ingested_at", SPARK_TIMESTAMP, nullable=False),
+    pa.field("date", pa.date32(), nullable=False),
+])
+
 #: pi_catalog_log: the items of the catalog tables' latest read that the server refused or does
 #: not have (an element whose attributes AF security hides, a selected name that does not exist),
 #: with the server's message; made after the catalog tables in each run.
@@ -83,24 +100,6 @@ CATALOG_LOG = pa.schema([
     pa.field("error", pa.string(), nullable=False),
     pa.field("read_at", SPARK_TIMESTAMP, nullable=False),
 ])
-
-#: Silver and quality tables (pipelines/silver.py; their rules are pi_lakeflow.quality's).
-TIMESERIES_SILVER = "pi_timeseries_silver"
-TIMESERIES_QUARANTINE = "pi_timeseries_quarantine"
-RULE_COUNTS = "pi_timeseries_rule_counts"
-QUALITY_METRICS = "pi_quality_metrics"
-EVENT_FRAMES_SILVER = "pi_event_frames_silver"
-SILVER = (TIMESERIES_SILVER, TIMESERIES_QUARANTINE, RULE_COUNTS, QUALITY_METRICS, EVENT_FRAMES_SILVER)
-
-#: Every table of the batch ``pi_catalog`` source, by name.
-CATALOG_SOURCE_TABLES = {**CATALOG, **STATE, CATALOG_LOG_NAME: CATALOG_LOG}
-
-ALL_TABLES = (TIMESERIES_NAME, *CATALOG, CATALOG_LOG_NAME, *STATE, *SILVER, UPDATES_NAME)
-
-#: The time-series pipeline's event log, which Databricks writes as a table of the schema (the
-#: bundle's ``event_log`` setting); the dashboard reads it, local runs have none.
-EVENT_LOG_NAME = "pi_lakeflow_timeseries_event_log"
-PLATFORM_TABLES = (EVENT_LOG_NAME,)
 
 
 def for_spark(table: pa.Table, schema: pa.Schema | None = None) -> pa.Table:
@@ -114,16 +113,3 @@ def for_spark(table: pa.Table, schema: pa.Schema | None = None) -> pa.Table:
 def spark_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema([pa.field(f.name, SPARK_TIMESTAMP, f.nullable) if pa.types.is_timestamp(f.type) else f
                       for f in schema])
-
-
-def datasets(table_set: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The (bronze, silver) datasets that a pipeline with pi.tables ``table_set`` defines:
-    all, timeseries (values, state, their silver and metrics), catalog (points, AF, event frames)
-    or updates (the real-time table)."""
-    if table_set == "updates":
-        return (UPDATES_NAME,), ()
-    timeseries, catalog = table_set in ("all", "timeseries"), table_set in ("all", "catalog")
-    bronze = ((TIMESERIES_NAME, *STATE) if timeseries else ()) + ((*CATALOG, CATALOG_LOG_NAME) if catalog else ())
-    silver = (((TIMESERIES_SILVER, TIMESERIES_QUARANTINE, RULE_COUNTS, QUALITY_METRICS) if timeseries else ())
-              + ((EVENT_FRAMES_SILVER,) if catalog else ()))
-    return bronze, silver

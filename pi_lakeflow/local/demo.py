@@ -15,9 +15,9 @@ import yaml
 from pi_simulator import PiWebApi, PlantConfig, SimulatorServer
 from pi_simulator.plant import ASSET_DATABASE_NAME
 
-from . import exits
-from .local import load_config, run_pipeline, state_lock
-from .report import write_report
+from pi_lakeflow import exits
+from pi_lakeflow.local.runner import load_config, run_pipeline, state_lock
+from pi_lakeflow.local.report import write_report
 
 
 def write_demo_config(state_dir: Path, url: str, hours: int) -> Path:
@@ -25,7 +25,8 @@ def write_demo_config(state_dir: Path, url: str, hours: int) -> Path:
     path = state_dir / "config.yml"
     config = {"state_dir": ".", "cores": 2, "configuration": {
         "pi.url": url, "pi.start": f"*-{hours}h", "pi.lookback": "1h", "pi.partition_size": 250,
-        "pi.af.database": ASSET_DATABASE_NAME, "pi.event_frames.start": "*-7d"}}
+        "pi.af.database": ASSET_DATABASE_NAME, "pi.event_frames.start": "*-7d",
+        "pi.interpolated.interval": "10m", "pi.summaries.interval": "1h"}}
     path.write_text("# Written by pi-lakeflow demo: the embedded simulator's settings.\n"
                     + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
@@ -54,6 +55,9 @@ def run_demo(tags: int, state_dir: Path, hours: int) -> int:
     print(f'  .venv/bin/pi-lakeflow query --config {config_path} '
           f'"SELECT name, count(*) AS n, max(timestamp) AS latest FROM pi_timeseries GROUP BY name ORDER BY n DESC LIMIT 10"')
     print(f'  .venv/bin/pi-lakeflow query --config {config_path} "SELECT * FROM pi_ingestion_log ORDER BY batch, partition"')
+    print(f'  .venv/bin/pi-lakeflow query --config {config_path} '
+          f'"SELECT name, interval_start, average, minimum, maximum, percent_good FROM pi_timeseries_summaries '
+          f'ORDER BY name, interval_start LIMIT 10"')
     print(f'  .venv/bin/pi-lakeflow query --config {config_path} '
           f'"SELECT batch, rule, action, passed, failed FROM pi_quality_metrics ORDER BY batch, rule"')
     return 0

@@ -31,10 +31,10 @@ from pyspark.pipelines.spark_connect_pipeline import create_dataflow_graph, star
 from pyspark.sql import SparkSession
 
 from pi_lakeflow import exits
-from pi_lakeflow.local import spark_error
-from pi_lakeflow.state import StateStore
-from pi_lakeflow.settings import parse
-from pi_lakeflow.tables import datasets
+from pi_lakeflow.local.runner import spark_error
+from pi_lakeflow.runtime.state import StateStore
+from pi_lakeflow.config.settings import parse
+from pi_lakeflow.tables.registry import layers
 
 #: Without news of the batch for this long, the watcher says it is still reading.
 QUIET_SECONDS = 30.0
@@ -179,7 +179,7 @@ def main() -> int:
         spark.conf.set(key, value)
     last_batch = max(store.batches(), default=0)
     watcher = PartitionWatcher(store, last_batch)
-    phases = datasets(parse(spec.configuration).tables)
+    phases = layers(parse(spec.configuration))
     tables = [table for phase in phases for table in phase]
     completed = False
     try:

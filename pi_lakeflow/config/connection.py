@@ -17,7 +17,7 @@ from typing import Iterator
 from pi_client import Anonymous, Basic, Bearer, Kerberos, Limits, OidcClientCredentials, PiClient, RetryPolicy
 from pi_client.auth import PiAuth
 
-from .settings import Settings, resolve_secret
+from pi_lakeflow.config.settings import Settings, resolve_secret
 
 LIMITS_FILE = "server-limits.json"
 

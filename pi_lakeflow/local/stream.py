@@ -19,11 +19,14 @@ import signal
 import threading
 import time
 
-from .local import LocalConfig, local_session, spark_error
-from .realtime import MarkerStore, poll_summary
-from .settings import configuration
-from .sources import SOURCES
-from .tables import UPDATES_NAME
+from pi_lakeflow.local.runner import LocalConfig, local_session, spark_error
+from pi_lakeflow.runtime.realtime import MarkerStore, poll_summary
+from pi_lakeflow.config.settings import configuration
+from pi_lakeflow.spark.sources import SOURCES
+from pi_lakeflow.tables.registry import table
+
+#: The real-time table (the registry's declaration: its source, name and partitions).
+UPDATES = table("pi_timeseries_updates")
 
 
 def say(text: str) -> None:
@@ -43,12 +46,12 @@ def run_stream(config: LocalConfig, interval: str = "0 seconds") -> int:
         store = MarkerStore(config.settings.state_path)
         store.drain(False)
         options = configuration(lambda key: config.configuration.get(key))
-        query = (spark.readStream.format("pi_updates").options(**options).load()
-                 .writeStream.format("parquet").partitionBy("date").trigger(processingTime=interval)
-                 .option("checkpointLocation", str(config.state_dir / "checkpoints" / UPDATES_NAME))
-                 .toTable(UPDATES_NAME))
-        say(f"streaming PI updates into {UPDATES_NAME}; Ctrl-C stops")
-        progress = _Progress(store)
+        query = (spark.readStream.format(UPDATES.source).options(**options).load()
+                 .writeStream.format("parquet").partitionBy(*UPDATES.partition_cols).trigger(processingTime=interval)
+                 .option("checkpointLocation", str(config.state_dir / "checkpoints" / UPDATES.name))
+                 .toTable(UPDATES.name))
+        say(f"streaming PI updates into {UPDATES.name}; Ctrl-C stops")
+        progress = _PollReporter(store)
         while query.isActive and not stop.wait(1.0):
             progress.show(query.recentProgress)
         if query.exception() is not None:
@@ -79,7 +82,7 @@ def _stop_between_polls(query, store: MarkerStore, timeout: float = 120.0) -> No
         store.drain(False)
 
 
-class _Progress:
+class _PollReporter:
     """Prints the polls with news (events or problems) as they commit; without news, one every 30 s."""
 
     def __init__(self, store: MarkerStore):

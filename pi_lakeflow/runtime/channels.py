@@ -36,10 +36,10 @@ from pi_client import PiClient, PiError, schemas
 from pi_client.channels import open_channel
 from pi_client.updates import end_timestamps, recorded_since
 
-from .connection import connect
-from .extract import value_hashes
-from .realtime import MARKERS, land, skip_landed_at_cursor
-from .settings import Settings
+from pi_lakeflow.config.connection import connect
+from pi_lakeflow.runtime.landing import value_hashes
+from pi_lakeflow.runtime.realtime import MARKERS, land, skip_landed_at_cursor
+from pi_lakeflow.config.settings import Settings
 
 #: Seconds before a failed channel is opened again, doubled per failure up to the ceiling.
 RETRY_FIRST, RETRY_CEILING = 1.0, 30.0

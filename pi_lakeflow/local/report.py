@@ -4,7 +4,7 @@ The panels are the Databricks AI/BI (Lakeview) dashboard's, read from the same f
 bundle deploys (pi_lakeflow/dashboards/pi_quality.lvdash.json): each widget's dataset query runs
 on the local catalog with Spark, the widget's fields are computed from it as the widget names
 them, and plotly draws the result. The file carries plotly.js inline: it opens without a network.
-Widgets over tables only Databricks writes (tables.PLATFORM_TABLES: the event log) are named in
+Widgets over tables only Databricks writes (registry.PLATFORM_TABLES: the event log) are named in
 the report's header as left out.
 """
 
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .local import ConfigError, LocalConfig, local_session
-from .tables import PLATFORM_TABLES
+from pi_lakeflow.local.runner import ConfigError, LocalConfig, local_session
+from pi_lakeflow.tables.registry import PLATFORM_TABLES
 
-DASHBOARD = Path(__file__).parent / "dashboards" / "pi_quality.lvdash.json"
+DASHBOARD = Path(__file__).parent.parent / "dashboards" / "pi_quality.lvdash.json"
 _AGGREGATE = re.compile(r"^\s*(SUM|AVG|COUNT|MIN|MAX)\s*\(", re.IGNORECASE)
 #: Columns of the Lakeview grid, and the size of its rows in the report.
 GRID_COLUMNS = 6
@@ -63,7 +63,7 @@ def widget_sql(dataset_sql: str, query: dict) -> str:
 
 
 def platform_only(dataset_sql: str) -> bool:
-    """Whether a dataset reads a table that only Databricks writes (tables.PLATFORM_TABLES)."""
+    """Whether a dataset reads a table that only Databricks writes (registry.PLATFORM_TABLES)."""
     return any(re.search(rf"\b{name}\b", dataset_sql) for name in PLATFORM_TABLES)
 
 

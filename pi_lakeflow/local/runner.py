@@ -32,10 +32,10 @@ import yaml
 
 from pi_client import RetryPolicy, data_servers
 
-from . import settings as settings_module
-from .connection import connect
-from .discovery import select_tags
-from .settings import REFERENCES_VARIABLE, Settings, SettingsError, references
+from pi_lakeflow.config import settings as settings_module
+from pi_lakeflow.config.connection import connect
+from pi_lakeflow.runtime.discovery import select_tags
+from pi_lakeflow.config.settings import REFERENCES_VARIABLE, Settings, SettingsError, references
 
 CONFIG_KEYS = ("state_dir", "cores", "configuration")
 #: Before Spark starts, a server that does not answer is reported after seconds, not minutes.
@@ -131,8 +131,9 @@ def preflight(config: LocalConfig) -> tuple[int, list[str]]:
 
 def definitions_dir() -> Path:
     """The pipeline definitions: inside the installed wheel, or ``pipelines/`` of a source tree."""
-    packaged = Path(__file__).parent / "pipelines"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "pipelines"
+    package = Path(__file__).resolve().parent.parent
+    packaged = package / "pipelines"
+    return packaged if packaged.is_dir() else package.parent / "pipelines"
 
 
 def write_spec(config: LocalConfig) -> Path:

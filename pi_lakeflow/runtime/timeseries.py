@@ -17,25 +17,19 @@ import zlib
 from typing import Iterator
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pi_client import Lookup, PiClient, Tag, read_recorded
 
-from .discovery import select_tags
-from .settings import NS_PER_SECOND, Settings
-from .state import OUTCOME, PLAN, PartStats, PlanInfo, StateStore
-from .tables import TIMESERIES, for_spark
+from pi_lakeflow.runtime.discovery import select_tags
+from pi_lakeflow.config.settings import NS_PER_SECOND, Settings
+from pi_lakeflow.runtime.state import OUTCOME, PLAN, PartStats, PlanInfo, StateStore
+from pi_lakeflow.runtime.landing import landing_columns, value_hashes
 
 #: The first time slice of a partition whose tags' rate is not known yet.
 PROBE_SLICE_NS = 3600 * NS_PER_SECOND
 MIN_SLICE_NS = 60 * NS_PER_SECOND
-
-#: The columns whose values make a PI value what it is (its identity and its content).
-_HASHED = ("web_id", "timestamp_ns", "ordinal", "value_double", "value_string", "value_bool", "value_timestamp",
-           "state_name", "state_code", "is_system", "error", "good", "questionable", "substituted", "annotated")
-
 
 def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, follows: int, batch: int, now_ns: int
                ) -> tuple[PlanInfo, pa.Table] | None:
@@ -78,6 +72,18 @@ def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, follows
     return PlanInfo(batch, end, partitions, settings.lookback_ns, dict(selected.errors), follows), table
 
 
+def plan_next(client: PiClient, settings: Settings, store: StateStore, follows: int, batch: int, now_ns: int
+              ) -> PlanInfo | None:
+    """Plan ``batch`` from the tag state after batch ``follows`` in ``store`` and keep the plan
+    there (the tasks read it); None when nothing is due (see :func:`plan_batch`)."""
+    planned = plan_batch(client, settings, store.tag_state(follows), follows, batch, now_ns)
+    if planned is None:
+        return None
+    info, rows = planned
+    store.write_plan(info, rows)
+    return info
+
+
 def shard_of(web_id: str, count: int) -> int:
     """The shard (0 to count-1) a tag belongs to: a stable hash of its WebId."""
     return zlib.crc32(web_id.encode()) % count
@@ -96,7 +102,7 @@ def read_partition(client: PiClient, store: StateStore, batch: int, partition: i
     started_ns, started = time.time_ns(), time.perf_counter()
     before = client.transport.stats.snapshot()
     info, plan = store.plan(batch)
-    progress = _Progress(plan.filter(pc.equal(plan["partition"], partition)).to_pylist(), info.lookback_ns)
+    progress = _PartitionRead(plan.filter(pc.equal(plan["partition"], partition)).to_pylist(), info.lookback_ns)
     target = client.limits.values_per_batch
     slice_start = int(progress.read_from.min())
     length = _first_slice(progress.rows, target)
@@ -125,7 +131,7 @@ def _first_slice(rows: list[dict], target: int) -> int:
     return max(MIN_SLICE_NS, int(target / total)) if total else np.iinfo(np.int64).max // 2
 
 
-class _Progress:
+class _PartitionRead:
     """Per tag of a partition, across slices: where it has been read to, its error, its counts,
     and the hashes its next digest is made of."""
 
@@ -200,29 +206,6 @@ class _Progress:
             rows.append({**row, "cursor_ns": cursor, "digest": digest, "last_error": self.errors.get(i),
                          "values_read": int(self.read[i]), "values_landed": int(self.landed[i]), "rate": rate})
         return pa.Table.from_pylist(rows, schema=OUTCOME)
-
-
-def landing_columns(values: pa.Table, batch: int, ingested_ns: int, schema: pa.Schema = TIMESERIES) -> pa.Table:
-    """pi_client's values with the columns of pi_timeseries (or ``schema``, a table with them):
-    exact ns, batch, ingestion time, date."""
-    exact = values["timestamp"].cast(pa.int64())
-    rows = len(values)
-    extended = values.append_column("timestamp_ns", exact) \
-        .append_column("batch", pa.array(np.full(rows, batch, dtype=np.int64))) \
-        .append_column("ingested_at", pa.array(np.full(rows, ingested_ns // 1000, dtype=np.int64)).cast(
-            TIMESERIES.field("ingested_at").type)) \
-        .append_column("date", pc.cast(pc.cast(values["timestamp"], pa.timestamp("s", tz="UTC"), safe=False),
-                                       pa.date32()))
-    return for_spark(extended, schema)
-
-
-def value_hashes(values: pa.Table) -> np.ndarray:
-    """A 64-bit hash per value of what it is (tag, time, ordinal, value, state, flags): equal
-    values hash equal in any process."""
-    if not len(values):
-        return np.empty(0, dtype=np.uint64)
-    frame = values.select(list(_HASHED)).to_pandas(timestamp_as_object=False)
-    return pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
 
 
 def _digest_values(digest: bytes | None) -> np.ndarray:

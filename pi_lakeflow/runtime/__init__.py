@@ -1,0 +1,1 @@
+"""What runs inside the pipeline, on the driver and in Spark tasks, with no Spark import: reads, plans, state."""
