@@ -18,8 +18,9 @@ def wheel(tmp_path_factory):
 
 def test_the_wheel_carries_the_client_the_sources_and_the_definitions_but_not_the_simulator(wheel):
     names = zipfile.ZipFile(wheel).namelist()
-    for module in ("pi_client/timeseries.py", "pi_lakeflow/sources.py", "pi_lakeflow/pipelines/bronze.py",
-                   "pi_lakeflow/pipelines/silver.py", "pi_lakeflow/log4j2.properties",
+    for module in ("pi_client/timeseries.py", "pi_lakeflow/spark/sources.py", "pi_lakeflow/tables/registry.py",
+                   "pi_lakeflow/runtime/derived.py", "pi_lakeflow/pipelines/bronze.py",
+                   "pi_lakeflow/pipelines/silver.py", "pi_lakeflow/local/log4j2.properties",
                    "pi_lakeflow/dashboards/pi_quality.lvdash.json"):
         assert module in names
     assert not [n for n in names if n.startswith("pi_simulator/")]

@@ -142,6 +142,20 @@ def test_the_settings_list_is_the_one_the_parser_reads():
     assert settings.partition_size == 1000 and settings.lookback_ns == 3_600_000_000_000
 
 
+def test_each_key_is_bound_to_its_field_by_name():
+    """Every key sets the field it is declared on, whatever the order of the declarations."""
+    values = {**GOOD, "pi.partition_size": "7", "pi.max_items_per_call": "9", "pi.summaries.interval": "15m",
+              "pi.interpolated.interval": "", "pi.tags.names": "B, A", "pi.requests_per_second": "2.5"}
+    settings = parse(values)
+    assert (settings.partition_size, settings.max_items_per_call, settings.requests_per_second) == (7, 9, 2.5)
+    assert (settings.summaries_interval_ns, settings.interpolated_interval_ns) == (900 * 10**9, 0)
+    assert settings.tag_names == ("B", "A")
+    with pytest.raises(SettingsError, match="pi.summaries.interval: '90ms' is not a duration"):
+        parse({**GOOD, "pi.summaries.interval": "90ms"})
+    with pytest.raises(SettingsError, match="whole seconds"):
+        parse({**GOOD, "pi.interpolated.interval": "1.5s"})
+
+
 def test_relative_and_absolute_times():
     now = 1_714_608_000_000_000_000  # 2024-05-02T00:00:00Z
     assert resolve_time("*", now) == now
