@@ -32,25 +32,26 @@ class ReadContext:
 
 
 def _catalog(context: ReadContext, read) -> pa.Table:
-    """``read(client, database)`` (database None: no AF database set, an empty table), its
-    failed items kept for pi_catalog_log."""
+    """``read(client)``'s table, its failed items kept for pi_catalog_log."""
     with connect(context.settings) as client:
-        database = find_database(client, context.settings.af_database) if context.settings.af_database else None
-        found: Lookup = read(client, database)
+        found: Lookup = read(client)
     context.store.write_catalog_errors(context.table, found.errors, context.now_ns)
     return for_spark(found.table)
 
 
 def _af(read, empty: pa.Schema):
+    """A reader of an AF table: ``read(client, database)``; empty when no AF database is set
+    (the database is looked up only then)."""
     def reader(context: ReadContext) -> pa.Table:
-        return _catalog(context, lambda client, database: read(client, database) if database
+        name = context.settings.af_database
+        return _catalog(context, lambda client: read(client, find_database(client, name)) if name
                         else Lookup(empty.empty_table()))
     return reader
 
 
 def read_points(context: ReadContext) -> pa.Table:
     """The selected PI points; selected names the server does not have are failed items."""
-    return _catalog(context, lambda client, _: select_tags(client, context.settings))
+    return _catalog(context, lambda client: select_tags(client, context.settings))
 
 
 read_elements = _af(lambda client, database: Lookup(elements(client, database)), schemas.ELEMENTS)
