@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from .auth import PiAuth
 from .batch import SubReply, run_batch
-from .decode import decode, gc_paused
+from .decode import SystemStatus, decode, gc_paused
 from .errors import PiConfigError
+from .times import to_ns
 from .transport import RetryPolicy, Transport
 
 
@@ -107,6 +108,11 @@ class PiClient:
         content = self.transport.get(path, params=params)
         with gc_paused():
             return decode(content, kind)
+
+    def server_time(self) -> int:
+        """The server's clock now, in ns since the epoch (``GET system/status``, ``ServerTime``):
+        what PI's ``*`` means, whatever this machine's clock says."""
+        return to_ns(self.get("system/status", SystemStatus).ServerTime)
 
     def batch(self, resources: dict[str, str]) -> dict[str, SubReply]:
         """GET many resources through the batch controller, ``requests_per_batch`` at a time."""

@@ -116,6 +116,12 @@ class UpdateStreams(msgspec.Struct, gc=False):
     Items: list[UpdateStream] = []
 
 
+class SystemStatus(msgspec.Struct, gc=False):
+    """``GET system/status``: the server's clock among its run state."""
+    ServerTime: str
+    State: str = ""
+
+
 class Registration(msgspec.Struct, gc=False):
     Source: str = ""
     SourceName: str = ""

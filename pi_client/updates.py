@@ -4,19 +4,23 @@ Markers live on the server for a limited time. When one has expired (404) or is 
 the stream is registered again and its recorded values are re-read from its cursor, so there is
 no gap; rows read that way have the action "Add" and may repeat the values at the cursor that
 were already seen (pi_lakeflow.runtime.realtime skips those by counting them; other consumers
-de-duplicate on web_id, timestamp and ordinal). A poll sends many markers per
+de-duplicate on web_id, timestamp and ordinal). The new marker is then asked once at once: a
+change made between the registration and the re-read comes both ways, so the events the re-read
+already shows are dropped and the others kept, and nothing repeats. A poll sends many markers per
 ``streamsets/updates`` sub-request, the sub-requests through the batch controller.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 from urllib.parse import quote
 
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import schemas
 from .batch import SubReply
@@ -80,6 +84,18 @@ def poll(client: PiClient, subscriptions: Mapping[str, Subscription]) -> Updates
     sub-requests through the batch controller. A sub-request that fails is asked again marker
     by marker, so that one lost marker or failing stream does not hold back the others."""
     subs = dict(subscriptions)
+    errors: dict[str, str] = {}
+    events, lost = _ask(client, subs, errors)
+    tables = [events] if events.num_rows else []
+    if lost:
+        tables.append(_recover(client, subs, lost, errors))
+    events = pa.concat_tables(tables) if tables else schemas.UPDATES.empty_table()
+    return UpdatesResult(events, subs, lost, errors)
+
+
+def _ask(client: PiClient, subs: dict[str, Subscription], errors: dict[str, str]) -> tuple[pa.Table, list[str]]:
+    """Ask every marker of ``subs`` for its changes: the events, the streams whose marker the
+    server no longer has; ``subs`` move to the new markers and cursors, ``errors`` gain the rest."""
     web_id_of = {s.marker: w for w, s in subs.items()}
     groups = {f"group {i}": g for i, g in enumerate(client.url_groups([s.marker for s in subs.values()]))}
     replies = _updates_replies(client, groups)
@@ -87,7 +103,7 @@ def poll(client: PiClient, subscriptions: Mapping[str, Subscription]) -> Updates
              for m in group}
     replies.update(_updates_replies(client, retry))
     groups = {**{k: g for k, g in groups.items() if replies[k].ok or len(g) == 1}, **retry}
-    streams, lost, errors = [], [], {}
+    streams, lost = [], []
     with gc_paused():
         for key, group in groups.items():
             reply = replies[key]
@@ -104,14 +120,11 @@ def poll(client: PiClient, subscriptions: Mapping[str, Subscription]) -> Updates
                 web_id = web_id_of[marker]
                 streams.append(StreamData(web_id, subs[web_id].name or item.SourceName, None, item.Events))
                 subs[web_id] = replace(subs[web_id], marker=item.LatestMarker)
-        tables = [values_table(streams, with_action=True)] if streams else []
-    if tables and tables[0].num_rows:
-        for web_id, newest in _latest_by_stream(tables[0]).items():
+        events = values_table(streams, with_action=True) if streams else schemas.UPDATES.empty_table()
+    if events.num_rows:
+        for web_id, newest in _latest_by_stream(events).items():
             subs[web_id] = replace(subs[web_id], cursor=max(subs[web_id].cursor, newest))
-    if lost:
-        tables.append(_recover(client, subs, lost, errors))
-    events = pa.concat_tables(tables) if tables else schemas.UPDATES.empty_table()
-    return UpdatesResult(events, subs, lost, errors)
+    return events, lost
 
 
 def _updates_replies(client: PiClient, groups: Mapping[str, list[str]]) -> dict[str, SubReply]:
@@ -126,15 +139,57 @@ def _latest_by_stream(events: pa.Table) -> dict[str, int]:
 
 
 def _recover(client: PiClient, subs: dict[str, Subscription], lost: list[str], errors: dict[str, str]) -> pa.Table:
-    """Register lost streams again, then re-read their recorded values from each cursor."""
+    """Register lost streams again, re-read their recorded values from each cursor, then take the
+    changes the new markers saw meanwhile that the re-read does not show."""
+    cursors = {w: subs[w].cursor for w in lost}
     fresh = register(client, lost, 0)
-    values, failed = recorded_since(client, {w: subs[w].cursor for w in lost}, {w: subs[w].name for w in lost})
+    values, failed = recorded_since(client, cursors, {w: subs[w].name for w in lost})
     errors.update(failed)
     latest = _latest_by_stream(values) if values.num_rows else {}
     for web_id in lost:
         subs[web_id] = replace(subs[web_id], marker=fresh[web_id].marker,
                                cursor=max(subs[web_id].cursor, latest.get(web_id, subs[web_id].cursor)))
-    return values
+    caught_up = {w: subs[w] for w in lost if w not in failed}
+    if not caught_up:
+        return values
+    # A marker lost again at once (a server that keeps none) stays: the next poll recovers it.
+    meanwhile, _ = _ask(client, caught_up, errors)
+    subs.update(caught_up)
+    return pa.concat_tables([values, _not_shown(meanwhile, values, cursors)])
+
+
+#: What a value is, apart from its ordinal (which a re-read and an event may count differently).
+_CONTENT = ("web_id", "timestamp", "value_double", "value_string", "value_bool", "value_timestamp", "state_name",
+            "state_code", "is_system", "error", "good", "questionable", "substituted", "annotated")
+
+
+def _not_shown(events: pa.Table, reread: pa.Table, cursors: Mapping[str, int]) -> pa.Table:
+    """The ``events`` a re-read from ``cursors`` does not already show: an Add or Update whose
+    value the re-read holds is dropped (once per value it holds), and so is a Delete, at or after
+    the cursor, of a value the re-read does not hold (it went before the re-read; it never
+    landed). Changes before a cursor are outside the re-read: kept."""
+    if not events.num_rows:
+        return events
+    shown = Counter(_contents(reread.filter(pc.is_in(reread["web_id"], pc.unique(events["web_id"])))))
+    stamps = events["timestamp"].cast(pa.int64()).to_pylist()
+    keep = []
+    for value, action, web_id, stamp in zip(_contents(events), events["action"].to_pylist(),
+                                            events["web_id"].to_pylist(), stamps):
+        inside = stamp >= cursors.get(web_id, 0)
+        if action == "Delete":
+            keep.append(not inside or shown[value] > 0)
+        elif inside and shown[value] > 0:
+            shown[value] -= 1
+            keep.append(False)
+        else:
+            keep.append(True)
+    return events.filter(pa.array(keep, pa.bool_()))
+
+
+def _contents(values: pa.Table) -> list[tuple]:
+    """Each value's _CONTENT as a tuple (the timestamp as exact nanoseconds)."""
+    columns = [values[c].cast(pa.int64()) if c == "timestamp" else values[c] for c in _CONTENT]
+    return list(zip(*(c.to_pylist() for c in columns)))
 
 
 def recorded_since(client: PiClient, cursors: Mapping[str, int], names: Mapping[str, str]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import Iterable
 
 import pytest
 import requests
@@ -95,6 +96,31 @@ def value_row(row: dict) -> tuple:
     """A landed value (a row of pi_timeseries, as a dict) as the tuple truth_rows makes."""
     return (row["name"], row["timestamp_ns"], row["ordinal"], value_json(row), row["good"], row["questionable"],
             row["substituted"], row["annotated"])
+
+
+def current_rows(rows: Iterable[dict]) -> Counter:
+    """The values a change log (rows of pi_timeseries, as dicts) leaves: per key (tag, time,
+    ordinal) its row of the latest batch, unless a Delete; as value_row tuples."""
+    latest = {}
+    for row in sorted(rows, key=lambda r: r["batch"]):
+        latest[(row["name"], row["timestamp_ns"], row["ordinal"])] = row
+    return Counter(value_row(r) for r in latest.values() if r["action"] != "Delete")
+
+
+def landed_changes(rows: Iterable[dict]) -> Counter:
+    """Rows of a change log as (action, value_row), a Delete as (action, key)."""
+    return Counter((r["action"], (r["name"], r["timestamp_ns"], r["ordinal"]) if r["action"] == "Delete"
+                    else value_row(r)) for r in rows)
+
+
+def truth_changes(before: Iterable[tuple], after: Iterable[tuple]) -> Counter:
+    """What changed from one set of truth_rows to another, as landed_changes counts it: a new
+    key is an Add, a key whose value differs an Update, a key gone a Delete."""
+    old, new = {r[:3]: r for r in before}, {r[:3]: r for r in after}
+    found = Counter(("Add", row) if key not in old else ("Update", row)
+                    for key, row in new.items() if old.get(key) != row)
+    found.update(("Delete", key) for key in old.keys() - new.keys())
+    return found
 
 
 def truth_rows(truth: GroundTruth, points, start_ns: int, end_ns: int) -> list[tuple]:

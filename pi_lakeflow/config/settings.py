@@ -191,10 +191,10 @@ class Settings:
                                       _names)
     af_root: str = _key("pi.tags.af_root", "",
                         "AF element path; when set, the PI points its elements' attributes read")
-    start: str = _key("pi.start", "*-1d", "where new tags start: ISO 8601 with a zone, or *-DURATION before now", _time)
-    end: str = _key("pi.end", "*", "where each run stops: * is now; ISO 8601 for a fixed end", _time)
-    lookback_ns: int = _key("pi.lookback", "1h", "re-read this much before each tag's cursor to catch late and "
-                                                 "edited values", _duration)
+    start: str = _key("pi.start", "*-1d", "where new tags start: ISO 8601 with a zone, or *-DURATION before the server's now", _time)
+    end: str = _key("pi.end", "*", "where each run stops: * is the PI server's now (its clock, not this machine's); ISO 8601 for a fixed end", _time)
+    lookback_ns: int = _key("pi.lookback", "1h", "re-read this much before each tag's cursor to catch late, "
+                                                 "edited and deleted values", _duration)
     partition_size: int = _key("pi.partition_size", "1000",
                                "tags per partition (one Spark task, about one request per 1,000 tags)", _positive_int)
     requests_per_second: float = _key("pi.requests_per_second", "0",

@@ -154,14 +154,14 @@ class ChannelListener:
             if outage:
                 self._recovered.update(known)
             self._land(events)
-        return set(_hashes(events).tolist())
+        return set(value_hashes(events).tolist())
 
     def _land_pushed(self, values: pa.Table, overlap: set[int]) -> None:
         """Land a message: values already landed by the catch-up dropped, then Add or Update."""
         if not len(values):
             return
         if overlap:
-            hashes = _hashes(values)
+            hashes = value_hashes(values)
             again = np.isin(hashes, np.fromiter(overlap, np.uint64, len(overlap)))
             overlap.difference_update(hashes[again].tolist())
             values = values.filter(pa.array(~again))
@@ -196,7 +196,3 @@ class ChannelListener:
                     else:
                         self._errors[web_id] = error
 
-
-def _hashes(values: pa.Table) -> np.ndarray:
-    """value_hashes of pi_client values (which carry no timestamp_ns column)."""
-    return value_hashes(values.append_column("timestamp_ns", values["timestamp"].cast(pa.int64())))

@@ -39,7 +39,7 @@ from pi_lakeflow.runtime.discovery import select_tags
 from pi_lakeflow.runtime.landing import landing_columns
 from pi_lakeflow.config.settings import Settings
 from pi_lakeflow.runtime.state import read_arrow, write_arrow
-from pi_lakeflow.tables.schemas import UPDATES
+from pi_lakeflow.tables.schemas import TIMESERIES
 
 LAYOUT = pa.schema([
     pa.field("web_id", pa.string(), nullable=False),
@@ -93,7 +93,7 @@ class MarkerStore:
         return read_arrow(path) if path.is_file() else None
 
     def write_events(self, poll_number: int, partition: int, events: pa.Table) -> None:
-        write_arrow(self._poll_dir(poll_number) / f"events-{partition:05d}.arrow", events.cast(UPDATES), {})
+        write_arrow(self._poll_dir(poll_number) / f"events-{partition:05d}.arrow", events.cast(TIMESERIES), {})
 
     def events(self, poll_number: int, partition: int) -> pa.Table | None:
         """The rows a channel poll landed for a partition (channels only: a marker poll reads its
@@ -162,7 +162,7 @@ def read_poll(client: PiClient, store: MarkerStore, poll_number: int, partition:
     previous = {r["web_id"]: r for r in (store.before(poll_number, partition) or MARKERS.empty_table()).to_pylist()}
     rows = {w: previous.get(w) or {"web_id": w, "name": n, "marker": None, "cursor_ns": None, "at_cursor": 0}
             for w, n in zip(tags["web_id"].to_pylist(), tags["name"].to_pylist())}
-    events, errors, recovered = UPDATES.empty_table(), {}, []
+    events, errors, recovered = TIMESERIES.empty_table(), {}, []
     try:
         unregistered = [w for w, r in rows.items() if r["marker"] is None]
         if unregistered:
@@ -174,7 +174,7 @@ def read_poll(client: PiClient, store: MarkerStore, poll_number: int, partition:
             errors.update(result.errors)
             recovered = result.recovered
             values = skip_landed_at_cursor(result.events, {w: rows[w] for w in recovered})
-            events = landing_columns(values, poll_number, started_ns, UPDATES)
+            events = landing_columns(values, poll_number, started_ns)
             adds = _adds_per_timestamp(values)
             subscribed = result.subscriptions  # a tag the poll failed for keeps its marker and cursor
             rows = {w: after_landing({**r, "marker": subscribed[w].marker}, subscribed[w].cursor, adds)
@@ -198,7 +198,7 @@ def write_pushed(store: MarkerStore, poll_number: int, events: pa.Table, rows: p
     layout = store.layout()
     for partition in pc.unique(layout["partition"]).to_pylist():
         tags = layout.filter(pc.equal(layout["partition"], partition))["web_id"]
-        landed = landing_columns(events.filter(pc.is_in(events["web_id"], tags)), poll_number, started_ns, UPDATES)
+        landed = landing_columns(events.filter(pc.is_in(events["web_id"], tags)), poll_number, started_ns)
         store.write_events(poll_number, partition, landed)
         store.write(poll_number, partition, rows.filter(pc.is_in(rows["web_id"], tags)),
                     {"started_ns": started_ns, "seconds": 0.0, **_read_latency(landed)})

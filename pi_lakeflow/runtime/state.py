@@ -32,8 +32,9 @@ import pyarrow.compute as pc
 from pi_lakeflow.tables.schemas import CATALOG_LOG, INGESTION_LOG, SPARK_TIMESTAMP, TAG_CURSORS
 
 #: One row per tag the plan knows. ``partition`` -1: known from an earlier batch, not selected
-#: now (kept so that its cursor survives). ``cursor_ns`` null: a new tag. ``digest``: hashes of
-#: the values landed in the look-back range before the cursor (see landing.value_hashes).
+#: now (kept so that its cursor survives). ``cursor_ns`` null: a new tag. ``digest``: the key
+#: (timestamp, ordinal) and hash of each value PI held in the look-back range before the cursor
+#: when it was read (timeseries.DIGEST_ENTRY, 20 bytes each; see landing.value_hashes).
 #: ``rate``: values per second in the tag's last read (sizes the first time slice of a read).
 PLAN = pa.schema([
     pa.field("web_id", pa.string(), nullable=False),
@@ -55,6 +56,14 @@ OUTCOME = pa.schema([
     pa.field("values_landed", pa.int64(), nullable=False),
 ])
 STATE_FIELDS = [f.name for f in PLAN]
+
+
+#: The layout of the files (2: digests with keys, for the change log).
+FORMAT = 2
+
+
+class StateFormatError(RuntimeError):
+    """A state file of another layout; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -102,13 +111,20 @@ class StateStore:
             shutil.rmtree(self.root / "log", ignore_errors=True)
         folder = self._batch_dir(info.batch)
         meta = {"batch": info.batch, "end_ns": info.end_ns, "partitions": info.partitions,
-                "lookback_ns": info.lookback_ns, "missing": info.missing, "follows": info.follows}
+                "lookback_ns": info.lookback_ns, "missing": info.missing, "follows": info.follows,
+                "format": FORMAT}
         write_arrow(folder / "plan.arrow", rows.cast(PLAN), meta)
 
     def plan(self, batch: int) -> tuple[PlanInfo, pa.Table]:
-        table, meta = read_arrow(self._batch_dir(batch) / "plan.arrow")
+        path = self._batch_dir(batch) / "plan.arrow"
+        table, meta = read_arrow(path)
+        if meta.get("format") != FORMAT:
+            raise StateFormatError(f"pi.state_path {self.root}: {path} was written by an earlier version of "
+                                   f"pi-lakeflow (its digests hold no keys, so edits and deletes cannot be told "
+                                   f"apart); a full refresh reads every tag again from pi.start "
+                                   f"(pi-lakeflow run --full-refresh, or a full refresh on Databricks)")
         return PlanInfo(meta["batch"], meta["end_ns"], meta["partitions"], meta["lookback_ns"], meta["missing"],
-                        meta.get("follows", meta["batch"] - 1)), table  # plans written before "follows" existed
+                        meta["follows"]), table
 
     def batches(self) -> list[int]:
         """Batches that have a plan, oldest first."""
@@ -122,8 +138,13 @@ class StateStore:
         return max((b for b in self.batches() if self.finished(b)), default=0)
 
     def finished(self, batch: int) -> bool:
-        """Whether every partition of a planned batch has left its outcome."""
-        info, _ = self.plan(batch)
+        """Whether every partition of a planned batch has left its outcome (a batch of an earlier
+        layout is not: without a start offset, Spark 4.0 and 4.1, the stream starts again from no
+        state, a new history that removes it)."""
+        try:
+            info, _ = self.plan(batch)
+        except StateFormatError:
+            return False
         return len(self.finished_partitions(batch)) == info.partitions
 
     # ---- outcomes ------------------------------------------------------------------------------

@@ -2,12 +2,14 @@
 
 Per tag, a batch reads ``[read_from, end)`` where ``read_from`` is the tag's cursor minus the
 look-back (never before where the tag started), or ``pi.start`` for a tag seen the first time.
-Values in the look-back range were landed before, unless they arrived late or were edited: a
-value whose hash is in the tag's digest (the values landed in that range) is not landed again,
-so a re-read value never lands twice, while a new or changed value does and two genuine values
-at one timestamp both stay. After a complete read the cursor moves to ``end``; a tag that failed
-keeps its cursor and digest (or, when it failed after complete time slices, moves to where they
-end), and the next batch reads the rest.
+What it lands is what changed in PI since the tag's last read, as a change log (landing.ADD,
+UPDATE, DELETE): the tag's digest holds the key (timestamp, ordinal) and the hash of each value
+landed in the look-back range before its cursor, so a re-read value that is unchanged is not
+landed again, a value with a new key is an Add, one whose content changed is an Update, and a key
+of the digest that the re-read no longer finds is a Delete. Two genuine values at one timestamp
+both stay (their ordinals differ). After a complete read the cursor moves to ``end``; a tag that
+failed keeps its cursor and digest (or, when it failed after complete time slices, moves to where
+they end), and the next batch reads the rest. Changes older than the look-back are not seen.
 """
 
 from __future__ import annotations
@@ -17,25 +19,30 @@ import zlib
 from typing import Iterator
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pi_client import Lookup, PiClient, Tag, read_recorded
+from pi_client.schemas import UPDATES
 
 from pi_lakeflow.runtime.discovery import select_tags
 from pi_lakeflow.config.settings import NS_PER_SECOND, Settings
 from pi_lakeflow.runtime.state import OUTCOME, PLAN, PartStats, PlanInfo, StateStore
-from pi_lakeflow.runtime.landing import landing_columns, value_hashes
+from pi_lakeflow.runtime.landing import ADD, DELETE, UPDATE, deleted_rows, landing_columns, value_hashes
 
 #: The first time slice of a partition whose tags' rate is not known yet.
 PROBE_SLICE_NS = 3600 * NS_PER_SECOND
 MIN_SLICE_NS = 60 * NS_PER_SECOND
+#: One entry of a tag's digest: a value's key and the hash of what it is (landing.value_hashes).
+DIGEST_ENTRY = np.dtype([("timestamp_ns", "<i8"), ("ordinal", "<i4"), ("hash", "<u8")])
 
 def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, follows: int, batch: int, now_ns: int
                ) -> tuple[PlanInfo, pa.Table] | None:
     """The plan of ``batch`` from ``previous``, the tag state after batch ``follows`` (usually
     the batch before it; 0: no state); None when no tag has anything to read (``end`` has not
-    moved) and every selected name exists."""
+    moved) and every selected name exists. ``now_ns`` is the server's clock
+    (PiClient.server_time): relative pi.start and pi.end (``*``) mean what they mean to PI."""
     selected = select_tags(client, settings)
     index, count = settings.shard
     mine = pa.array([shard_of(w, count) == index for w in selected.table["web_id"].to_pylist()], pa.bool_())
@@ -110,11 +117,10 @@ def read_partition(client: PiClient, store: StateStore, batch: int, partition: i
         slice_end = min(info.end_ns, slice_start + length)
         tags, cursors = progress.due(slice_end)
         result = read_recorded(client, tags, start=0, end=slice_end, cursors=cursors)
-        values = landing_columns(result.values, batch, started_ns)
-        landed = progress.accept(values, result.errors, slice_end)
+        landed = progress.accept(result.values, result.errors, slice_end)
         if len(landed):
-            yield landed
-        rate = len(values) / max(slice_end - slice_start, 1)
+            yield landing_columns(landed, batch, started_ns)
+        rate = len(result.values) / max(slice_end - slice_start, 1)
         length = max(MIN_SLICE_NS, int(target / rate)) if rate else info.end_ns - slice_end
         slice_start = slice_end
     after = client.transport.stats.snapshot()
@@ -133,22 +139,28 @@ def _first_slice(rows: list[dict], target: int) -> int:
 
 class _PartitionRead:
     """Per tag of a partition, across slices: where it has been read to, its error, its counts,
-    and the hashes its next digest is made of."""
+    its digest (which entries the re-read found again), and the entries its next digest is made of."""
 
     def __init__(self, rows: list[dict], lookback_ns: int):
         self.rows, self.lookback = rows, lookback_ns
         self.web_ids = pa.array([r["web_id"] for r in rows], pa.string())
+        self.names = [r["name"] for r in rows]
         self.read_from = np.array([r["read_from_ns"] for r in rows], dtype=np.int64)
         self.position = self.read_from.copy()
         no_cursor = np.iinfo(np.int64).min
         self.cursor = np.array([no_cursor if r["cursor_ns"] is None else r["cursor_ns"] for r in rows], dtype=np.int64)
-        self.seen = np.concatenate([np.empty(0, np.uint64), *(_digest_values(r["digest"]) for r in rows)])
+        digests = [_digest_values(r["digest"]) for r in rows]
+        self.digest = np.concatenate([np.empty(0, DIGEST_ENTRY), *digests])
+        self.digest_tag = np.repeat(np.arange(len(rows)), [len(d) for d in digests])
+        self.digest_index = pd.MultiIndex.from_arrays([self.digest_tag, self.digest["timestamp_ns"],
+                                                       self.digest["ordinal"]])
+        self.found = np.zeros(len(self.digest), dtype=bool)  # entries the re-read found again
         self.errors: dict[int, str] = {}
         self.read = np.zeros(len(rows), dtype=np.int64)
         self.landed = np.zeros(len(rows), dtype=np.int64)
-        # (tag index, timestamp, hash) of the values a digest may need: those before the tag's
-        # old cursor, and those within the look-back before the end of the slice they came in.
-        self.kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        # (tag index, entries) a digest may need: the values before the tag's old cursor, and
+        # those within the look-back before the end of the slice they came in.
+        self.kept: list[tuple[np.ndarray, np.ndarray]] = []
 
     def active(self) -> bool:
         return len(self.errors) < len(self.rows)
@@ -162,43 +174,73 @@ class _PartitionRead:
         return tags, cursors
 
     def accept(self, values: pa.Table, errors: dict[str, str], slice_end: int) -> pa.Table:
-        """Take one slice: drop the values in their tag's digest, keep the hashes a digest may
-        need, move the tags that did not fail to the slice's end. Returns the values to land."""
+        """Take one slice of pi_client values: classify them against the digest (unchanged ones
+        are dropped), keep the entries a digest may need, move the tags that did not fail to the
+        slice's end, and add a Delete for each digest entry of a tag that has now been read past
+        its old cursor without finding it again. Returns the changes (UPDATES columns)."""
         tag = pc.index_in(values["web_id"], value_set=self.web_ids).to_numpy()
-        stamps = values["timestamp_ns"].to_numpy()
+        stamps = values["timestamp"].cast(pa.int64()).to_numpy()
+        ordinals = values["ordinal"].to_numpy()
         before_cursor = stamps < self.cursor[tag]
         needed = before_cursor | (stamps >= slice_end - self.lookback)
         hashes = np.zeros(len(values), dtype=np.uint64)
         hashes[needed] = value_hashes(values.filter(pa.array(needed)))
+        action = np.full(len(values), ADD, dtype=object)
         keep = np.ones(len(values), dtype=bool)
-        if len(self.seen):
-            keep[before_cursor] = ~np.isin(hashes[before_cursor], self.seen)
-        self.kept.append((tag[needed], stamps[needed], hashes[needed]))
+        if len(self.digest) and before_cursor.any():
+            at = self.digest_index.get_indexer(pd.MultiIndex.from_arrays(
+                [tag[before_cursor], stamps[before_cursor], ordinals[before_cursor]]))
+            known = at >= 0
+            same = np.zeros(len(at), dtype=bool)
+            same[known] = self.digest["hash"][at[known]] == hashes[before_cursor][known]
+            self.found[at[known]] = True
+            keep[before_cursor] = ~same
+            action[np.flatnonzero(before_cursor)[known & ~same]] = UPDATE
+        entries = np.empty(int(needed.sum()), DIGEST_ENTRY)
+        entries["timestamp_ns"], entries["ordinal"], entries["hash"] = stamps[needed], ordinals[needed], hashes[needed]
+        self.kept.append((tag[needed], entries))
         self.read += np.bincount(tag, minlength=len(self.rows))
         self.landed += np.bincount(tag[keep], minlength=len(self.rows))
+        crossed = []
         for i, row in enumerate(self.rows):
             if row["web_id"] in errors:
                 self.errors[i] = errors[row["web_id"]]
             elif i not in self.errors and self.position[i] < slice_end:
+                if self.position[i] < self.cursor[i] <= slice_end:
+                    crossed.append(i)
                 self.position[i] = slice_end
-        return values.filter(pa.array(keep))
+        changes = values.filter(pa.array(keep))
+        changes = changes.append_column("action", pa.array(action[keep], pa.string()))
+        return pa.concat_tables([changes.cast(UPDATES), self._deletes(crossed)])
+
+    def _deletes(self, tags: list[int]) -> pa.Table:
+        """Deletes of the digest entries of ``tags`` in their re-read range that it did not find."""
+        gone = np.isin(self.digest_tag, tags) & ~self.found & \
+            (self.digest["timestamp_ns"] >= self.read_from[self.digest_tag])
+        index = np.flatnonzero(gone)
+        self.landed += np.bincount(self.digest_tag[index], minlength=len(self.rows))
+        return deleted_rows(self.web_ids.take(self.digest_tag[index]),
+                            pa.array([self.names[t] for t in self.digest_tag[index]], pa.string()),
+                            self.digest["timestamp_ns"][index], self.digest["ordinal"][index])
 
     def outcome(self) -> pa.Table:
         """Each tag's state after the read (state.OUTCOME). A tag that got past its old cursor
-        moves there, with the hashes of the look-back before it; one that did not keeps its
-        cursor, its digest gaining what landed before that cursor."""
-        parts = list(zip(*self.kept)) or [[np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty(0, np.uint64)]]
-        tags, stamps, hashes = (np.concatenate(p) for p in parts)
+        moves there, with the entries of the look-back before it; one that did not keeps its
+        cursor, its digest updated with what the re-read found before that cursor."""
+        parts = list(zip(*self.kept)) or [[np.empty(0, np.int64)], [np.empty(0, DIGEST_ENTRY)]]
+        tags, entries = (np.concatenate(p) for p in parts)
         rows = []
         for i, row in enumerate(self.rows):
             old, position = row["cursor_ns"], int(self.position[i])
-            mine = tags == i
+            mine = entries[tags == i]
             if position > (old if old is not None else row["read_from_ns"]):
                 cursor = position
-                digest = np.unique(hashes[mine & (stamps >= cursor - self.lookback) & (stamps < cursor)]).tobytes()
+                digest = _digest_bytes(mine[(mine["timestamp_ns"] >= cursor - self.lookback)
+                                            & (mine["timestamp_ns"] < cursor)])
             elif old is not None:
                 cursor = old
-                digest = np.unique(np.concatenate([_digest_values(row["digest"]), hashes[mine & (stamps < old)]])).tobytes()
+                digest = _digest_bytes(np.concatenate([self.digest[self.digest_tag == i],
+                                                       mine[mine["timestamp_ns"] < old]]))
             else:
                 cursor, digest = None, None
             seconds = (position - row["read_from_ns"]) / NS_PER_SECOND
@@ -208,5 +250,15 @@ class _PartitionRead:
         return pa.Table.from_pylist(rows, schema=OUTCOME)
 
 
+def _digest_bytes(entries: np.ndarray) -> bytes:
+    """Entries as a digest: one per key (a later entry replaces an earlier one), sorted."""
+    order = np.lexsort((np.arange(len(entries)), entries["ordinal"], entries["timestamp_ns"]))
+    ordered = entries[order]
+    last = np.ones(len(ordered), dtype=bool)
+    last[:-1] = (ordered["timestamp_ns"][1:] != ordered["timestamp_ns"][:-1]) | \
+        (ordered["ordinal"][1:] != ordered["ordinal"][:-1])
+    return ordered[last].tobytes()
+
+
 def _digest_values(digest: bytes | None) -> np.ndarray:
-    return np.frombuffer(digest, dtype=np.uint64) if digest else np.empty(0, dtype=np.uint64)
+    return np.frombuffer(digest, dtype=DIGEST_ENTRY) if digest else np.empty(0, dtype=DIGEST_ENTRY)

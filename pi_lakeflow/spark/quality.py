@@ -100,22 +100,31 @@ def native(dp) -> bool:
     return all(hasattr(dp, f) for f in ("expect_all", "expect_all_or_drop", "expect_all_or_fail"))
 
 
-def expect(dp, rules: tuple[Rule, ...]) -> Callable:
+def expect(dp, rules: tuple[Rule, ...], routed: bool = False) -> Callable:
     """A decorator for a dataset's query function (below ``@dp.table`` / ``@dp.materialized_view``):
     Databricks' expectation decorators with the rules, or, on open-source Spark, the query with
-    the rules applied by :func:`enforce`."""
+    the rules applied by :func:`enforce`.
+
+    ``routed``: the query routes the rows a drop rule fails itself (the current-value tables:
+    a change whose value fails moves the key to the quarantine), so drop rules are expectations
+    that warn (counted, nothing dropped) and only fail rules are enforced; a Delete, which
+    carries no value, passes them."""
     def decorate(query: Callable[[], DataFrame]) -> Callable[[], DataFrame]:
+        chosen_rules = rules
+        if routed:
+            chosen_rules = tuple(Rule(r.name, r.table, f"action = 'Delete' OR ({r.constraint})",
+                                      WARN if r.action == DROP else r.action, r.doc) for r in rules)
         if native(dp):
             for action, decorator in ((WARN, dp.expect_all), (DROP, dp.expect_all_or_drop),
                                       (FAIL, dp.expect_all_or_fail)):
-                chosen = {r.name: r.constraint for r in rules if r.action == action}
+                chosen = {r.name: r.constraint for r in chosen_rules if r.action == action}
                 if chosen:
                     query = decorator(chosen)(query)
             return query
 
         @functools.wraps(query)
         def enforced() -> DataFrame:
-            return enforce(query(), rules)
+            return enforce(query(), chosen_rules)
         return enforced
     return decorate
 
@@ -144,13 +153,15 @@ def failed_rules(rules: tuple[Rule, ...], actions: tuple[str, ...] = ACTIONS) ->
     return F.filter(names, lambda name: name.isNotNull())
 
 
-def rule_counts(rows: DataFrame, rules: tuple[Rule, ...], group: list[Column], landed_at: Column) -> DataFrame:
-    """Per ``group`` (a run) and rule: how many rows passed and failed, one row per rule.
+def rule_counts(rows: DataFrame, rules: tuple[Rule, ...], group: list[Column], batch: Column,
+                landed_at: Column) -> DataFrame:
+    """Per ``group`` (none: all rows) and rule: how many rows passed and failed, one row per rule.
 
-    ``group`` must name ``batch``; ``landed_at`` says when the run landed. One aggregation
-    counts every rule, so the rows are read once, then each group's counts are unpivoted."""
+    ``batch`` and ``landed_at`` are aggregates that say which run the rows come from and when it
+    landed. One aggregation counts every rule, so the rows are read once, then unpivoted."""
     sums = [F.sum(F.when(F.expr(r.constraint), 1).otherwise(0)).alias(f"passed_{i}") for i, r in enumerate(rules)]
-    counted = rows.groupBy(*group).agg(F.count(F.lit(1)).alias("rows"), landed_at.alias("landed_at"), *sums)
+    counted = rows.groupBy(*group).agg(F.count(F.lit(1)).alias("rows"), batch.alias("batch"),
+                                       landed_at.alias("landed_at"), *sums)
     per_rule = F.explode(F.array(*(
         F.struct(F.lit(r.table).alias("table_name"), F.lit(r.name).alias("rule"), F.lit(r.action).alias("action"),
                  F.col(f"passed_{i}").cast("long").alias("passed"),

@@ -6,16 +6,22 @@ The rules are pi_lakeflow.spark.quality's, declared once: on Databricks they are
 expectations (the event log and the Lakeflow UI show them), on open-source Spark the project
 applies them. The quarantine and pi_quality_metrics come from the same constraints on both engines.
 
-* pi_timeseries_silver: bronze rows that pass the drop rules, with their point (type, engineering
-  units, span, zero) and AF context (the first element path and attribute name that reads the
-  point, and how many attributes do), and ``warnings``: the warn rules they fail. Bronze holds
-  each value once per version PI showed (re-reads are dropped there), and so does silver: an
-  edit is a later row with the same (web_id, timestamp_ns, ordinal), flagged substituted.
-* pi_timeseries_quarantine: the rows that fail a drop rule, with ``failed_rules`` (the drop
-  rules they fail) and ``warnings``.
-* pi_timeseries_rule_counts: per batch (one run) and rule, rows passed and failed; counted as
-  the rows stream in, a batch's counts are final when its run ends.
-* pi_quality_metrics: those counts and the event frame rules' counts of the latest run.
+* pi_timeseries_silver: PI's current values (bronze is the change log: each key's latest change,
+  unless a Delete) that pass the drop rules, one row per (web_id, timestamp_ns, ordinal), with
+  their point (type, engineering units, span, zero) and AF context (the first element path and
+  attribute name that reads the point, and how many attributes do), and ``warnings``: the warn
+  rules they fail. An edit replaces the value; a value PI deleted leaves.
+* pi_timeseries_quarantine: the current values that fail a drop rule, with ``failed_rules``
+  (the drop rules they fail) and ``warnings``. A value edited from bad to good moves to silver.
+* pi_quality_metrics: per rule, the current values that pass and fail it (``batch``: the latest
+  run they come from), and the event frame rules' counts.
+
+Both current-value tables are declared ``kind=current`` in the registry: their build function
+returns :class:`Changes`: the change rows with the table's columns, ``action`` and ``in_table``
+(whether the row's value belongs in this table); pi_lakeflow.spark.definitions makes them with
+AUTO CDC where the engine has it (Databricks) and as each key's latest change otherwise
+(:func:`current_values`). Their columns are named here, not found by analysis: Spark Connect
+analyses a plan that drops columns when it is registered, before the tables it reads exist.
 * pi_event_frames_silver: frames that pass, with duration, element paths and attribute values.
 
 Tables that another pipeline makes (pi.tables timeseries or catalog) are read from
@@ -26,11 +32,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from pi_lakeflow.config.settings import Settings
 from pi_lakeflow.spark import quality
+from pi_lakeflow.tables.schemas import TIMESERIES
+
+_POINT_COLUMNS = ("point_type", "engineering_units", "span", "zero", "future")
+_AF_COLUMNS = ("element_path", "attribute_name", "af_references")
+#: The columns of pi_timeseries_silver; the quarantine adds ``failed_rules``.
+SILVER_COLUMNS = (*(n for n in TIMESERIES.names if n != "action"), *_POINT_COLUMNS, *_AF_COLUMNS, "warnings")
 
 
 @dataclass(frozen=True)
@@ -48,8 +60,17 @@ class SilverContext:
         return self.spark.read.table(f"{schema}.{name}" if schema else name)
 
 
+@dataclass(frozen=True)
+class Changes:
+    """The change rows a current-value table is made of: ``frame`` has the table's ``columns``,
+    ``action`` and ``in_table`` (whether the row's value belongs in the table)."""
+
+    frame: DataFrame
+    columns: tuple[str, ...]
+
+
 def _points(context: SilverContext) -> DataFrame:
-    return context.catalog("pi_points").select("web_id", "point_type", "engineering_units", "span", "zero", "future")
+    return context.catalog("pi_points").select("web_id", *_POINT_COLUMNS)
 
 
 def _af_context(context: SilverContext) -> DataFrame:
@@ -58,14 +79,31 @@ def _af_context(context: SilverContext) -> DataFrame:
     first = F.min(F.struct(F.col("element_path"), F.col("name").alias("attribute_name")))
     return (readers.groupBy(F.col("point_web_id").alias("web_id"))
             .agg(first.alias("first"), F.count(F.lit(1)).cast("int").alias("af_references"))
-            .select("web_id", "first.element_path", "first.attribute_name", "af_references"))
+            .select("web_id", *(f"first.{c}" for c in _AF_COLUMNS[:2]), _AF_COLUMNS[2]))
 
 
-def _checked(context: SilverContext) -> DataFrame:
-    """The bronze stream with what the rules and silver need to know about each value's point."""
-    values = context.spark.readStream.table("pi_timeseries")
+#: What identifies a PI value; the key of the current-value tables.
+VALUE_KEY = ("web_id", "timestamp_ns", "ordinal")
+#: The column that orders a key's changes: the run (batch) that landed them.
+SEQUENCE = "batch"
+
+
+def _checked(context: SilverContext, stream: bool) -> DataFrame:
+    """The bronze change log (a stream, or read whole) with what the rules and silver need to
+    know about each value's point."""
+    reader = context.spark.readStream if stream else context.spark.read
+    values = reader.table("pi_timeseries")
     return (values.join(F.broadcast(_points(context)), "web_id", "left")
             .join(F.broadcast(_af_context(context)), "web_id", "left"))
+
+
+def current_values(changes: Changes) -> DataFrame:
+    """Each key's latest change that is not a Delete and belongs in the table (``in_table``),
+    with the table's columns: what AUTO CDC (SCD type 1, sequenced by batch, a Delete or a change
+    that does not belong applied as a delete) leaves, computed whole."""
+    latest = Window.partitionBy(*VALUE_KEY).orderBy(F.col(SEQUENCE).desc())
+    return (changes.frame.withColumn("change_rank", F.row_number().over(latest)).where("change_rank = 1")
+            .where("action != 'Delete' AND in_table").select(*changes.columns))
 
 
 def _frames(context: SilverContext) -> DataFrame:
@@ -89,30 +127,29 @@ def _frames(context: SilverContext) -> DataFrame:
             .join(values, "web_id", "left").withColumn("duration_seconds", duration))
 
 
-def timeseries_silver(context: SilverContext) -> DataFrame:
+def timeseries_silver(context: SilverContext, stream: bool) -> Changes:
     rules = context.timeseries_rules
-    return _checked(context).withColumn("warnings", quality.failed_rules(rules, (quality.WARN,)))
+    frame = (_checked(context, stream).withColumn("warnings", quality.failed_rules(rules, (quality.WARN,)))
+             .withColumn("in_table", quality.passes(rules, quality.DROP)))
+    return Changes(frame, SILVER_COLUMNS)
 
 
-def timeseries_quarantine(context: SilverContext) -> DataFrame:
+def timeseries_quarantine(context: SilverContext, stream: bool) -> Changes:
     rules = context.timeseries_rules
-    return (_checked(context).where(~quality.passes(rules, quality.DROP))
-            .withColumn("failed_rules", quality.failed_rules(rules, (quality.DROP,)))
-            .withColumn("warnings", quality.failed_rules(rules, (quality.WARN,))))
-
-
-def timeseries_rule_counts(context: SilverContext) -> DataFrame:
-    # Each run is one batch; its counts leave the aggregation when the watermark passes it,
-    # which is at the end of the same run.
-    rows = context.spark.sql("SELECT * FROM {rows} WATERMARK run DELAY OF INTERVAL 0 SECONDS",
-                             rows=_checked(context).withColumn("run", F.timestamp_seconds("batch")))
-    return quality.rule_counts(rows, context.timeseries_rules, [F.col("run"), F.col("batch")], F.max("ingested_at"))
+    frame = (_checked(context, stream)
+             .withColumn("failed_rules", quality.failed_rules(rules, (quality.DROP,)))
+             .withColumn("warnings", quality.failed_rules(rules, (quality.WARN,)))
+             .withColumn("in_table", ~quality.passes(rules, quality.DROP)))
+    return Changes(frame, (*SILVER_COLUMNS, "failed_rules"))
 
 
 def quality_metrics(context: SilverContext) -> DataFrame:
-    frames = quality.rule_counts(_frames(context), quality.EVENT_FRAME_RULES,
-                                 [F.lit(None).cast("long").alias("batch")], F.max(F.current_timestamp()))
-    return context.spark.read.table("pi_timeseries_rule_counts").unionByName(frames)
+    current = context.spark.read.table("pi_timeseries_silver").unionByName(
+        context.spark.read.table("pi_timeseries_quarantine"), allowMissingColumns=True)
+    values = quality.rule_counts(current, context.timeseries_rules, [], F.max("batch"), F.max("ingested_at"))
+    frames = quality.rule_counts(_frames(context), quality.EVENT_FRAME_RULES, [], F.lit(None).cast("long"),
+                                 F.max(F.current_timestamp()))
+    return values.unionByName(frames)
 
 
 def event_frames_silver(context: SilverContext) -> DataFrame:

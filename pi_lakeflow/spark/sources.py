@@ -49,7 +49,7 @@ from pi_lakeflow.runtime.state import PlanInfo, StateStore, probe
 from pi_lakeflow.runtime.timeseries import plan_next, read_partition
 from pi_lakeflow.runtime.views import ReadContext
 from pi_lakeflow.tables import registry
-from pi_lakeflow.tables.schemas import TIMESERIES, UPDATES
+from pi_lakeflow.tables.schemas import TIMESERIES
 
 #: Batches kept in the state store behind the last committed one (for replays and the log).
 KEEP_BATCHES = 3
@@ -88,7 +88,7 @@ class TimeSeriesReader(DataSourceStreamReader):
                                f"{self.settings.state_path} no longer holds (it holds {self.store.batches()}); "
                                f"a full refresh reads every tag again from pi.start")
         with connect(self.settings) as client:
-            return plan_next(client, self.settings, self.store, after, batch, time.time_ns())
+            return plan_next(client, self.settings, self.store, after, batch, client.server_time())
 
     def partitions(self, start: dict, end: dict) -> list[BatchPartition]:
         if end["batch"] == start["batch"]:  # Spark asks for the first batch even when nothing is due
@@ -205,7 +205,7 @@ class UpdatesSource(DataSource):
         return "pi_updates"
 
     def schema(self) -> StructType:
-        return from_arrow_schema(UPDATES)
+        return from_arrow_schema(TIMESERIES)
 
     def streamReader(self, schema: StructType) -> DataSourceStreamReader:
         return UpdatesReader(self.options)
@@ -273,7 +273,12 @@ class WindowsReader(DataSourceStreamReader):
         self.cursors = WindowCursors(self.settings.state_path, self.windows.table)
 
     def initialOffset(self) -> dict:
-        return {"end_ns": self.windows.first(time.time_ns()), "retry": 0}
+        return {"end_ns": self.windows.first(self._server_now()), "retry": 0}
+
+    def _server_now(self) -> int:
+        """The server's clock: windows end at PI's ``*``, not this machine's."""
+        with connect(self.settings) as client:
+            return client.server_time()
 
     def latestOffset(self, start: dict | None = None, limit=None) -> dict:
         """The end of the window ready now; when it has not moved but tags are behind their
@@ -281,7 +286,7 @@ class WindowsReader(DataSourceStreamReader):
         newest offset with files."""
         if start is None:
             start = (self.cursors.offsets() or [self.initialOffset()])[-1]
-        ready = self.windows.ready(time.time_ns())
+        ready = self.windows.ready(self._server_now())
         if ready > start["end_ns"]:
             return {"end_ns": ready, "retry": 0}
         if self.cursors.behind(start):

@@ -11,7 +11,8 @@ Adding a table is one declaration here and one reader:
   a function ``(ReadContext) -> pa.Table`` (pi_lakeflow.runtime.views; no Spark);
 * an incremental table over time windows: ``source="pi_windows"`` and ``reader``, a
   :class:`pi_lakeflow.runtime.windows.WindowReader` (see runtime/derived.py for two);
-* a silver table: ``build``, a function ``(SilverContext) -> DataFrame`` in pi_lakeflow.spark.silver.
+* a silver table: ``build``, a function ``(SilverContext) -> DataFrame`` in pi_lakeflow.spark.silver
+  (``(SilverContext, stream) -> DataFrame`` of change rows for a ``current`` table).
 
 Readers are named as ``module:attribute`` and imported where they run (a Spark task imports
 only what it reads).
@@ -30,8 +31,10 @@ from pi_client import schemas as client_schemas
 from . import schemas
 
 BRONZE, SILVER = "bronze", "silver"
-#: streaming: a streaming table, read incrementally; view: a materialized view, made whole each run.
-STREAMING, VIEW = "streaming", "view"
+#: streaming: a streaming table, read incrementally (append only); view: a materialized view, made
+#: whole each run; current: the current values of a change log (AUTO CDC where the engine has it,
+#: else a materialized view of each key's latest change; pi_lakeflow.spark.definitions).
+STREAMING, VIEW, CURRENT = "streaming", "view", "current"
 #: The values of pi.tables, each a set of tables; ``all`` is timeseries and catalog.
 TABLE_SETS = ("all", "timeseries", "catalog", "updates")
 
@@ -44,7 +47,8 @@ class Table:
     ----------
     name : the table's name in the pipeline's schema.
     layer : ``bronze`` (read from PI) or ``silver`` (made from other tables).
-    kind : ``streaming`` (incremental) or ``view`` (materialized view, made whole).
+    kind : ``streaming`` (incremental, append only), ``view`` (materialized view, made whole) or
+        ``current`` (the current values of a change log, one row per key).
     table_set : the pi.tables value whose pipeline makes it (``all`` makes timeseries and catalog).
     primary_key : columns that identify a row (no two rows share them); empty: none declared.
     comment : the table's comment in the catalog.
@@ -88,6 +92,7 @@ class Table:
 
 
 _VALUES_KEY = ("web_id", "timestamp_ns", "ordinal", "batch")
+_CURRENT_KEY = ("web_id", "timestamp_ns", "ordinal")
 _VIEWS = "pi_lakeflow.runtime.views"
 _AFTER_VALUES = ("pi_timeseries",)
 _CATALOG_TABLES = ("pi_points", "pi_af_elements", "pi_af_attributes", "pi_af_templates", "pi_event_frames",
@@ -102,7 +107,8 @@ def _catalog(name: str, schema: pa.Schema, key: tuple[str, ...], reader: str) ->
 TABLES: tuple[Table, ...] = (
     # Time series, incremental.
     Table("pi_timeseries", BRONZE, STREAMING, "timeseries", _VALUES_KEY,
-          "One row per PI value: typed value, quality flags, tag, exact timestamp, batch and ingestion time.",
+          "PI's changes to values (action Add, Update, Delete): typed value, quality flags, tag, exact timestamp, "
+          "batch and ingestion time.",
           schemas.TIMESERIES, "pi_timeseries", partition_cols=("date",)),
     Table("pi_timeseries_interpolated", BRONZE, STREAMING, "timeseries", ("web_id", "timestamp_ns"),
           "Each selected tag's value at every pi.interpolated.interval, for aligned analytics.",
@@ -121,7 +127,7 @@ TABLES: tuple[Table, ...] = (
     # Real time.
     Table("pi_timeseries_updates", BRONZE, STREAMING, "updates", (*_VALUES_KEY, "action"),
           "Real time: one row per PI stream-update event (action Add, Update or Delete), per poll.",
-          schemas.UPDATES, "pi_updates", partition_cols=("date",)),
+          schemas.TIMESERIES, "pi_updates", partition_cols=("date",)),
     # The catalog, read whole.
     _catalog("pi_points", client_schemas.POINTS, ("web_id",), "read_points"),
     _catalog("pi_af_elements", client_schemas.ELEMENTS, ("web_id",), "read_elements"),
@@ -134,16 +140,15 @@ TABLES: tuple[Table, ...] = (
           "The items the catalog tables' latest reads could not read, with the server's message.",
           schemas.CATALOG_LOG, "pi_catalog", f"{_VIEWS}:catalog_log", after=_CATALOG_TABLES),
     # Silver and quality (pi_lakeflow.spark.silver; rules: pi_lakeflow.spark.quality).
-    Table("pi_timeseries_silver", SILVER, STREAMING, "timeseries", _VALUES_KEY,
-          "PI values that pass the drop rules, with their point and AF context.",
-          build="timeseries_silver", partition_cols=("date",), rules="timeseries"),
-    Table("pi_timeseries_quarantine", SILVER, STREAMING, "timeseries", _VALUES_KEY,
-          "PI values that fail a drop rule: failed_rules, the drop rules; warnings, the warn rules.",
+    Table("pi_timeseries_silver", SILVER, CURRENT, "timeseries", _CURRENT_KEY,
+          "PI's current values (edits applied, deletes removed) that pass the drop rules, with their point and "
+          "AF context.", build="timeseries_silver", partition_cols=("date",), rules="timeseries"),
+    Table("pi_timeseries_quarantine", SILVER, CURRENT, "timeseries", _CURRENT_KEY,
+          "PI's current values that fail a drop rule: failed_rules, the drop rules; warnings, the warn rules.",
           build="timeseries_quarantine"),
-    Table("pi_timeseries_rule_counts", SILVER, STREAMING, "timeseries", ("batch", "rule"),
-          "Per batch (run) and rule: values passed and failed.", build="timeseries_rule_counts"),
-    Table("pi_quality_metrics", SILVER, VIEW, "timeseries", ("table_name", "batch", "rule"),
-          "Per run, table and rule: rows passed and failed, and the rule's action.", build="quality_metrics"),
+    Table("pi_quality_metrics", SILVER, VIEW, "timeseries", ("table_name", "rule"),
+          "Per table and rule: current values (and event frames) passed and failed, and the rule's action.",
+          build="quality_metrics"),
     Table("pi_event_frames_silver", SILVER, VIEW, "catalog", ("web_id",),
           "Event frames that pass the rules, with duration, element paths and attribute values.",
           build="event_frames_silver", rules="event_frames"),

@@ -15,19 +15,20 @@ from pi_client import schemas
 
 SPARK_TIMESTAMP = pa.timestamp("us", tz="UTC")
 
-#: pi_timeseries: one row per PI value landed, with where and when it landed.
+#: The change logs of PI values, pi_timeseries (scheduled runs) and pi_timeseries_updates (real
+#: time): one row per change PI made to a value, with where and when it landed. ``action`` is Add
+#: (a value PI added, or one read for the first time), Update (its content changed: the row
+#: carries the new content) or Delete (PI no longer holds it: the row carries only its key, the
+#: value columns null and the flags false). ``batch`` is the run (or the real-time poll) that read it.
 TIMESERIES = pa.schema([
     *(pa.field(f.name, SPARK_TIMESTAMP, f.nullable) if f.type == schemas.TIMESTAMP else f
       for f in schemas.VALUE_FIELDS),
     pa.field("timestamp_ns", pa.int64(), nullable=False),
     pa.field("batch", pa.int64(), nullable=False),
+    pa.field("action", pa.string(), nullable=False),
     pa.field("ingested_at", SPARK_TIMESTAMP, nullable=False),
-    pa.field("date", pa.date32(), nullable=False),
+    pa.field("date", pa.date32(), nullable=False),  # last: Spark wants partition columns at the end
 ])
-
-#: pi_timeseries_updates (real time): one row per stream-update event, its ``action`` Add, Update
-#: or Delete; ``batch`` is the poll that read it.
-UPDATES = pa.schema([*TIMESERIES, pa.field("action", pa.string(), nullable=False)])
 
 #: pi_ingestion_log: one row per batch (one pipeline run) and tag partition. ``partition`` is -1
 #: for the tags that the selection names but the server does not have (``failed_tags``).

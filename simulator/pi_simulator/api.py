@@ -136,6 +136,7 @@ class PiWebApi:
         self._flaky_failures: dict[str, int] = {}
         #: Requests and batch sub-requests refused for a count above MaxReturnedItemsPerCall.
         self.refused_counts = 0
+        self.started = time.monotonic()
 
     # ---- dispatch -------------------------------------------------------------------------
     def handle(self, method: str, path: str, query: Query, body: bytes = b"") -> Reply:
@@ -278,6 +279,12 @@ def _root(api: PiWebApi, m, q, b) -> Reply:
 def _system(api: PiWebApi, m, q, b) -> Reply:
     return Reply.json({"Links": {}, "ProductTitle": "PI Web API", "ProductVersion": "1.19.0.0 (simulated)",
                        "Simulator": True})
+
+
+@route("GET", r"system/status")
+def _system_status(api: PiWebApi, m, q, b) -> Reply:
+    return Reply.json({"UpTimeInMinutes": round((time.monotonic() - api.started) / 60, 1), "State": "Running",
+                       "CacheInstances": 0, "ServerTime": format_tick(api.now())})
 
 
 @route("GET", r"\.well-known/openid-configuration")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+from collections import Counter
 
 import pyarrow.compute as pc
+import requests
 
 from pi_client import (Limits, PiClient, asset_databases, attributes, data_servers, element_templates, elements,
                        find_database, find_event_frames, find_points, owner_values, points_by_path, points_by_web_id,
@@ -120,7 +122,6 @@ def test_stream_updates_with_marker_recovery_have_no_gap(fresh_server):
         # The server forgets the markers; the next poll re-registers and re-reads from the cursors.
         api.clock.advance(30 * MINUTE)
         fresh_server_root = fresh_server.url.rsplit("/piwebapi", 1)[0]
-        import requests
         requests.post(f"{fresh_server_root}/simulator/markers/expire")
         recovered = updates.poll(client, result.subscriptions)
         assert sorted(recovered.recovered) == sorted(p.web_id for p in points) and not recovered.errors
@@ -144,3 +145,38 @@ def test_stream_updates_with_marker_recovery_have_no_gap(fresh_server):
             got = mixed.events.filter(pc.equal(mixed.events["web_id"], point.web_id))
             expected = [] if point is failing else truth.changes(point.name, since, api.now())
             assert got["action"].to_pylist() == [a for a, _ in expected]
+
+
+def test_changes_made_while_a_lost_marker_is_recovered_arrive_once(fresh_server, monkeypatch):
+    """Recovery registers, then re-reads: a change made in between comes both in the re-read and
+    from the new marker. The marker's first answer is taken at once and what the re-read shows is
+    dropped, so the next poll brings nothing twice."""
+    api = fresh_server.api
+    truth = GroundTruth(api)
+    points = api.plant.points[:15]
+    with PiClient(fresh_server.url) as client:
+        first = updates.poll(client, updates.register(client, [p.web_id for p in points], cursor=api.now() * 100))
+        api.clock.advance(30 * MINUTE)
+        first = updates.poll(client, first.subscriptions)
+        requests.post(f"{fresh_server.url.rsplit('/piwebapi', 1)[0]}/simulator/markers/expire")
+        registered_at = api.now()
+        real_register = updates.register
+
+        def register_then_time_passes(*args, **kwargs):
+            found = real_register(*args, **kwargs)
+            api.clock.advance(10 * MINUTE)  # values are added, edited and deleted before the re-read
+            return found
+
+        monkeypatch.setattr(updates, "register", register_then_time_passes)
+        recovered = updates.poll(client, first.subscriptions)
+        monkeypatch.undo()
+        assert sorted(recovered.recovered) == sorted(p.web_id for p in points) and not recovered.errors
+        assert updates.poll(client, recovered.subscriptions).events.num_rows == 0  # nothing comes again
+        for point in points:
+            cursor = first.subscriptions[point.web_id].cursor // 100
+            reread = [("Add", parse_time(v["Timestamp"], 0)) for v in truth.recorded(point.name, cursor, api.now())]
+            before_cursor = [(a, parse_time(v["Timestamp"], 0)) for a, v in truth.changes(point.name, registered_at, api.now())
+                             if parse_time(v["Timestamp"], 0) < cursor]
+            got = recovered.events.filter(pc.equal(recovered.events["web_id"], point.web_id))
+            assert Counter(zip(got["action"].to_pylist(), (t.value // 100 for t in got["timestamp"]))) == \
+                Counter(reread + before_cursor), point.name

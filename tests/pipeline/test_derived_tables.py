@@ -51,10 +51,11 @@ LOOKBACK_NS = HOUR_NS
 TABLES = ("pi_timeseries_interpolated", "pi_timeseries_summaries")
 
 
-def write_config(folder, url: str, end_ns: int):
+def write_config(folder, url: str):
+    """pi.end ``*``: windows end at the server's now (the frozen clock), not this machine's."""
     path = folder / "config.yml"
     path.write_text(yaml.safe_dump({"state_dir": "state", "cores": 2, "configuration": {
-        "pi.url": url, "pi.start": to_pi_time(START_NS), "pi.end": to_pi_time(end_ns), "pi.lookback": "1h",
+        "pi.url": url, "pi.start": to_pi_time(START_NS), "pi.end": "*", "pi.lookback": "1h",
         "pi.partition_size": "100", "pi.interpolated.interval": "20m",
         "pi.summaries.interval": "1h", "pi.summaries.name_filter": "*"}}))
     return load_config(path)
@@ -65,14 +66,14 @@ def runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("derived")
     with make_server() as server:
         api = server.api
-        config = write_config(folder, server.url, NOW_NS)
+        config = write_config(folder, server.url)
         assert run_pipeline(config) == 0
         first = folder / "after-run-1"
         shutil.copytree(config.warehouse, first)
         api.clock.advance(4 * 36_000_000_000)
         failing = next(p for p in api.plant.points if p.point_type == "Float64")
         api.server_config = dataclasses.replace(api.server_config, failing_tags=(failing.name,))
-        config = write_config(folder, server.url, LATER_NS)
+        config = write_config(folder, server.url)
         assert run_pipeline(config) == 3  # completed; one tag failed
         failed_items = StateStore(config.settings.state_path).catalog_log().to_pylist()
         missed = {t: pc.sum(pc.equal(_names(config, t), failing.name)).as_py() for t in TABLES}

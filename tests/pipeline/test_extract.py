@@ -1,9 +1,11 @@
-"""The extraction without Spark: plan a batch, read its partitions slice by slice, de-duplicate,
-and keep per-tag cursors, against the simulator's ground truth over HTTP."""
+"""The extraction without Spark: plan a batch, read its partitions slice by slice, land what
+changed (Add, Update, Delete), and keep per-tag cursors, against the simulator's ground truth
+over HTTP."""
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections import Counter
 
 import pyarrow as pa
@@ -15,8 +17,8 @@ from pi_client.times import to_pi_time
 from pi_lakeflow.runtime.timeseries import plan_batch, plan_next, read_partition
 from pi_lakeflow.config.settings import parse
 from pi_lakeflow.runtime.state import StateStore
-from pi_simulator import GroundTruth, PlantConfig
-from tests.conftest import NOW, make_server, truth_rows, value_row
+from pi_simulator import Clock, GroundTruth, PiWebApi, PlantConfig, ServerConfig, SimulatorServer
+from tests.conftest import NOW, current_rows, landed_changes, make_server, truth_changes, truth_rows, value_row
 
 TICK, HOUR = 100, 3_600_000_000_000
 NOW_NS = NOW * TICK
@@ -55,12 +57,15 @@ def test_slices_land_the_window_exactly_and_the_next_batch_only_what_is_new(setu
     assert sorted(landed_rows(first)) == sorted(expected_first)
     assert set(state["cursor_ns"].to_pylist()) == {NOW_NS}
 
+    assert {r["action"] for t in first for r in t.to_pylist()} == {"Add"}
+
     server.api.clock.advance(HOUR // TICK)
     second, state = run_batch(client, store, settings, 2, NOW_NS + HOUR)
     expected_all = truth_rows(truth, points, NOW_NS - 6 * HOUR, NOW_NS + HOUR)
-    landed = landed_rows(first) + landed_rows(second)
-    assert not [r for r, n in Counter(landed).items() if n > 1]
-    assert set(landed) == set(expected_first) | set(expected_all)
+    changes = landed_changes(r for t in second for r in t.to_pylist())
+    assert changes == truth_changes(expected_first, expected_all)
+    assert {action for action, _ in changes} == {"Add", "Update", "Delete"}  # the plant edits and deletes
+    assert current_rows(r for t in first + second for r in t.to_pylist()) == Counter(expected_all)
     assert set(state["cursor_ns"].to_pylist()) == {NOW_NS + HOUR}
 
 
@@ -91,6 +96,7 @@ def test_a_tag_failing_mid_window_keeps_what_it_landed_and_its_cursor_where_that
     landed = [r for r in landed_rows(first) + landed_rows(second) if r[0] == victim.name]
     assert not [r for r, n in Counter(landed).items() if n > 1]
     assert sorted(landed) == sorted(truth_rows(truth, [victim], NOW_NS - 6 * HOUR, NOW_NS))
+    assert {r["action"] for t in second for r in t.to_pylist()} == {"Add"}
     assert set(state["cursor_ns"].to_pylist()) == {NOW_NS}
 
 
@@ -103,3 +109,24 @@ def test_shards_split_the_tags_without_overlap(setup):
         planned.append(set(plan["web_id"].to_pylist()))
     assert sum(len(p) for p in planned) == len(server.api.plant.points) and all(planned)
     assert set().union(*planned) == {p.web_id for p in server.api.plant.points}
+
+
+@pytest.mark.parametrize("days", [-900, 3], ids=["server behind", "server ahead"])
+def test_windows_end_at_the_servers_now_whatever_this_machines_clock_says(tmp_path, days):
+    """pi.end ``*`` is the server's now (system/status ServerTime), as the time-series source plans
+    it: a server whose clock is years behind this machine's (or days ahead) loses nothing."""
+    server_now = time.time_ns() // TICK + days * 864_000_000_000
+    plant = PlantConfig(tags=10, elements=10, event_frames=2, origin_ticks=server_now)
+    with SimulatorServer(PiWebApi(plant, ServerConfig(), Clock(server_now))) as server, \
+            PiClient(server.url, retry=RetryPolicy(attempts=2, backoff=0.01, max_backoff=0.02)) as client:
+        settings = parse({"pi.url": server.url, "pi.state_path": str(tmp_path), "pi.start": "*-3h", "pi.end": "*",
+                          "pi.lookback": "1h"})
+        store, truth, points, now_ns = StateStore(tmp_path), GroundTruth(server.api), server.api.plant.points, server_now * TICK
+        assert client.server_time() == now_ns
+        first, _ = run_batch(client, store, settings, 1, client.server_time())
+        server.api.clock.advance(HOUR // TICK)
+        second, state = run_batch(client, store, settings, 2, client.server_time())
+        assert set(state["cursor_ns"].to_pylist()) == {now_ns + HOUR}
+        assert current_rows(r for t in first + second for r in t.to_pylist()) == \
+            Counter(truth_rows(truth, points, now_ns - 3 * HOUR, now_ns + HOUR))
+        assert any(t.num_rows for t in second)

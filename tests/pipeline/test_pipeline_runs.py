@@ -2,8 +2,9 @@
 simulator on loopback, three runs, compared with the simulator's ground truth.
 
 Run 1 back-fills [NOW-6h, NOW). Then the server's clock moves 4 h (new values; late values
-back-filled and values edited inside the look-back), one tag fails on the server, and run 2 reads
-to NOW+4h. Run 3 (``pi-lakeflow run``), with the tag healthy again and the same end, selects that tag and a
+back-filled, values edited and deleted inside the look-back), one tag fails on the server, and
+run 2 reads to NOW+4h: bronze lands each change once (Add, Update, Delete), silver and the
+quarantine hold PI's current values. Run 3 (``pi-lakeflow run``), with the tag healthy again and the same end, selects that tag and a
 name the server does not have: it reads only that tag and reports the other.
 Tables are read from their parquet folders with a separate Spark session (the runs' metastore is
 an embedded Derby that one process at a time may open); run 1's materialized views are copied
@@ -34,7 +35,7 @@ from pi_lakeflow.runtime.state import StateStore
 from pi_lakeflow.tables import registry
 from pi_simulator import GroundTruth
 from pi_simulator.plant import ASSET_DATABASE_NAME
-from tests.conftest import NOW, make_server, truth_rows, value_row
+from tests.conftest import NOW, current_rows, landed_changes, make_server, truth_changes, truth_rows, value_row
 from tests.pipeline.conformance import check_tables
 
 # The module fixture runs the pipeline three times (about 3 minutes here); pytest-timeout counts
@@ -52,10 +53,12 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MISSING = "NO-SUCH-TAG.PV"
 
 
-def write_config(folder: Path, url: str, end_ns: int, **more: str) -> Path:
+def write_config(folder: Path, url: str, **more: str) -> Path:
+    """The runs' config: pi.end ``*``, the server's now (the simulator's frozen clock, years behind
+    this machine's: a run that ended windows at this machine's clock would read nothing new later)."""
     path = folder / "config.yml"
     path.write_text(yaml.safe_dump({"state_dir": "state", "cores": 2, "configuration": {
-        "pi.url": url, "pi.start": to_pi_time(START_NS), "pi.end": to_pi_time(end_ns), "pi.lookback": "1h",
+        "pi.url": url, "pi.start": to_pi_time(START_NS), "pi.end": "*", "pi.lookback": "1h",
         "pi.partition_size": "100", "pi.af.database": ASSET_DATABASE_NAME,
         "pi.event_frames.start": to_pi_time(NOW_NS - 2 * 86_400_000_000_000), **more}}))
     return path
@@ -79,7 +82,7 @@ def runs(tmp_path_factory):
         truth = GroundTruth(api)
         points = api.plant.points
         failing = points[FAILING]
-        config = load_config(write_config(folder, server.url, NOW_NS))
+        config = load_config(write_config(folder, server.url))
         assert run_pipeline(config) == 0
         truth_first = set(truth_rows(truth, points, START_NS, NOW_NS))
         snapshot = folder / "after-run-1"
@@ -87,13 +90,13 @@ def runs(tmp_path_factory):
 
         api.clock.advance(ADVANCE_HOURS * HOUR_TICKS)
         api.server_config = dataclasses.replace(api.server_config, failing_tags=(failing.name,))
-        config = load_config(write_config(folder, server.url, LATER_NS))
+        config = load_config(write_config(folder, server.url))
         assert run_pipeline(config) == 3  # completed; one tag failed
         state_after_second = StateStore(config.settings.state_path).tag_state(2)
 
         api.server_config = dataclasses.replace(api.server_config, failing_tags=())
         # Run 3 selects two names: the tag that failed and one the server does not have.
-        path = write_config(folder, server.url, LATER_NS, **{"pi.tags.names": f"{failing.name},{MISSING}"})
+        path = write_config(folder, server.url, **{"pi.tags.names": f"{failing.name},{MISSING}"})
         terminal = io.StringIO()
         with contextlib.redirect_stderr(terminal):
             assert cli.main(["run", "--config", str(path)]) == 3  # completed; a selected name is missing
@@ -112,17 +115,17 @@ def test_first_run_lands_exactly_the_ground_truth(runs, spark):
     assert sum(actual.values()) > 50_000
 
 
-def test_later_runs_add_exactly_new_late_and_edited_values_and_nothing_twice(runs, spark):
-    landed = landed_rows(spark.read.parquet(str(runs["config"].warehouse / "pi_timeseries")))
-    assert not [row for row, count in Counter(landed).items() if count > 1], "a value landed twice"
-    # Every version a reader could see: all of run 1's values, and all values as of the later
-    # clock (late values, new values and edited values among them); nothing else.
-    assert set(landed) == runs["truth_first"] | runs["truth_all"]
-    first = {r[:3]: r for r in runs["truth_first"]}
-    changed = [r for r in runs["truth_all"] if r[1] < NOW_NS and r not in runs["truth_first"]]
-    edited = [r for r in changed if r[:3] in first]
-    late = [r for r in changed if r[:3] not in first]
-    assert edited and late, "the simulator edited or back-filled nothing before NOW between the runs"
+def test_later_runs_land_exactly_what_changed_once_each(runs, spark):
+    rows = [r.asDict() for r in spark.read.parquet(str(runs["config"].warehouse / "pi_timeseries")).collect()]
+    keys = Counter((r["name"], r["timestamp_ns"], r["ordinal"], r["batch"]) for r in rows)
+    assert not [key for key, count in keys.items() if count > 1], "a key landed twice in one run"
+    # Runs 2 and 3 (the tag that failed in run 2) land what changed between the two clocks.
+    changes = landed_changes(r for r in rows if r["batch"] > 1)
+    assert changes == truth_changes(runs["truth_first"], runs["truth_all"])
+    before_now = Counter(action for action, row in changes.elements() if row[1] < NOW_NS)
+    assert before_now["Add"] and before_now["Update"] and before_now["Delete"], \
+        "the simulator back-filled, edited or deleted nothing before NOW between the runs"
+    assert current_rows(rows) == Counter(runs["truth_all"])
 
 
 def test_a_failing_tag_keeps_its_cursor_and_the_others_go_on(runs, spark):
@@ -198,68 +201,73 @@ def test_query_prints_the_tables_through_the_local_catalog(runs):
 
 def rules_failed(row: tuple, point) -> list[str]:
     """The quality rules a landed value fails, worked out here in Python from the value and its
-    point, apart from the SQL of pi_lakeflow.spark.quality (the times are years from 1970 and 9999,
-    and before the tests' wall clock, so the time rules pass)."""
+    point (None: a point pi_points does not hold, whose type and span are unknown), apart from the
+    SQL of pi_lakeflow.spark.quality (the times are years from 1970 and 9999, and before the
+    tests' wall clock, so the time rules pass)."""
     _, _, _, value_text, good, questionable, substituted, _ = row
     value = json.loads(value_text)
     number = isinstance(value, float)
     checks = {"good_quality": good, "not_system_state": not (isinstance(value, dict) and value.get("IsSystem")),
-              "numeric_value_present": number or not point.is_numeric, "not_questionable": not questionable,
-              "not_substituted": not substituted,
-              "within_span": not number or point.span <= 0 or point.zero <= value <= point.zero + point.span}
+              "numeric_value_present": number or point is None or not point.is_numeric,
+              "not_questionable": not questionable, "not_substituted": not substituted,
+              "within_span": not number or point is None or point.span <= 0
+              or point.zero <= value <= point.zero + point.span}
     return [rule for rule, passed in checks.items() if not passed]
 
 
 @pytest.fixture(scope="module")
 def judged(runs, spark):
-    """Every landed value with its batch and the rules it fails, by (value row, batch)."""
-    points = {p.name: p for p in runs["points"]}
-    landed = spark.read.parquet(str(runs["config"].warehouse / "pi_timeseries")).collect()
-    return {(value_row(r.asDict()), r["batch"]): rules_failed(value_row(r.asDict()), points[r["name"]])
-            for r in landed}
+    """PI's current values (the ground truth after the last run) with the rules each fails, as
+    of the points pi_points holds after the last run (run 3 selects one tag: the others' values
+    stay, with no point to judge them by)."""
+    held = {r["name"] for r in spark.read.parquet(str(runs["config"].warehouse / "pi_points")).collect()}
+    points = {p.name: p for p in runs["points"] if p.name in held}
+    assert points, "pi_points holds none of the plant's points"
+    return {row: rules_failed(row, points.get(row[0])) for row in runs["truth_all"]}
 
 
-def test_quality_metrics_count_exactly_the_values_each_rule_fails(runs, spark, judged):
+def test_quality_metrics_count_exactly_the_current_values_each_rule_fails(runs, spark, judged):
     metrics = spark.read.parquet(str(runs["config"].warehouse / "pi_quality_metrics"))
     series = [r.asDict() for r in metrics.where("table_name = 'pi_timeseries_silver'").collect()]
     rules = {r.name: r.action for r in quality.timeseries_rules(0)}
-    assert {r["batch"] for r in series} == {1, 2, 3}
-    for batch in (1, 2, 3):
-        values = [failed for (_, b), failed in judged.items() if b == batch]
-        found = {r["rule"]: (r["action"], r["passed"], r["failed"]) for r in series if r["batch"] == batch}
-        expected = {rule: (action, len(values) - sum(rule in f for f in values), sum(rule in f for f in values))
-                    for rule, action in rules.items()}
-        assert found == expected, f"batch {batch}"
-    first = {r["rule"]: r["failed"] for r in series if r["batch"] == 1}
-    shares = ("good_quality", "not_system_state", "numeric_value_present", "not_questionable", "not_substituted",
-              "within_span")
-    assert all(first[rule] > 0 for rule in shares), "the simulator made no value for some rule to fail"
+    assert {r["batch"] for r in series} == {3}  # the latest run the current values come from
+    values = list(judged.values())
+    found = {r["rule"]: (r["action"], r["passed"], r["failed"]) for r in series}
+    expected = {rule: (action, len(values) - sum(rule in f for f in values), sum(rule in f for f in values))
+                for rule, action in rules.items()}
+    assert found == expected
+    assert all(found[rule][2] > 0 for rule in rules if rule not in ("identified", "valid_timestamp", "not_in_future",
+                                                                     "within_span")), \
+        "the simulator made no value for some rule to fail"
     frames = metrics.where("table_name = 'pi_event_frames_silver'").collect()
     count = spark.read.parquet(str(runs["config"].warehouse / "pi_event_frames")).count()
     assert [(r["rule"], r["passed"], r["failed"]) for r in frames] == [("frame_ends_after_start", count, 0)]
 
 
-def test_quarantine_holds_the_values_that_fail_a_drop_rule_and_silver_the_rest(runs, spark, judged):
+def test_quarantine_holds_the_current_values_that_fail_a_drop_rule_and_silver_the_rest(runs, spark, judged):
     warehouse = runs["config"].warehouse
     drop = {r.name for r in quality.timeseries_rules(0) if r.action == quality.DROP}
     quarantine = spark.read.parquet(str(warehouse / "pi_timeseries_quarantine")).collect()
-    assert sorted((value_row(r.asDict()), r["batch"], r["failed_rules"] + r["warnings"]) for r in quarantine) == sorted(
-        (value, batch, failed) for (value, batch), failed in judged.items() if drop & set(failed))
+    assert sorted((value_row(r.asDict()), r["failed_rules"] + r["warnings"]) for r in quarantine) == sorted(
+        (value, failed) for value, failed in judged.items() if drop & set(failed))
     assert all(set(r["failed_rules"]) <= drop and not set(r["warnings"]) & drop for r in quarantine)
     silver = spark.read.parquet(str(warehouse / "pi_timeseries_silver")).collect()
-    assert sorted((value_row(r.asDict()), r["batch"], r["warnings"]) for r in silver) == sorted(
-        (value, batch, failed) for (value, batch), failed in judged.items() if not drop & set(failed))
+    assert sorted((value_row(r.asDict()), r["warnings"]) for r in silver) == sorted(
+        (value, failed) for value, failed in judged.items() if not drop & set(failed))
     assert len(quarantine) > 1000 and len(silver) > 400_000
+    # An edited value is there once, as edited (the plant's edits flag the value substituted).
+    assert any(r["substituted"] for r in silver)
 
 
 def test_silver_carries_each_values_point_and_af_context(runs, spark):
+    """After run 1, which selected every tag (run 3 selects one: silver then knows one point)."""
     plant = runs["api"].plant
     readers = {}
     for element in plant.elements:
         for attribute in element.attributes:
             if attribute.point:
                 readers.setdefault(attribute.point.web_id, []).append((element.path, attribute.name))
-    silver = spark.read.parquet(str(runs["config"].warehouse / "pi_timeseries_silver"))
+    silver = spark.read.parquet(str(runs["snapshot"] / "pi_timeseries_silver"))
     context = silver.select("web_id", "point_type", "engineering_units", "element_path", "attribute_name",
                             "af_references").distinct().collect()
     points = {p.web_id: p for p in plant.points}

@@ -63,8 +63,7 @@ def test_each_rule_fails_exactly_the_rows_it_describes(rows):
 
 
 def test_counts_per_rule_equal_the_rows_failed(rows):
-    counts = quality.rule_counts(rows.withColumn("batch", rows.timestamp_ns), RULES, ["batch"],
-                                 F.max("ingested_at")).collect()
+    counts = quality.rule_counts(rows, RULES, [], F.max("timestamp_ns"), F.max("ingested_at")).collect()
     assert [r["rule"] for r in counts] == [r.name for r in RULES]
     for count in counts:
         failing = sum(count["rule"] in failed for _, failed in CASES.values())
@@ -127,3 +126,49 @@ def test_the_readme_lists_every_rule_with_its_action():
     readme = Path(__file__).resolve().parents[2].joinpath("README.md").read_text()
     for rule in quality.all_rules(0):
         assert f"| `{rule.name}` | {rule.action} | {rule.doc} |" in readme, rule.name
+
+
+def test_current_values_are_each_keys_latest_change_unless_a_delete_or_elsewhere(spark):
+    """silver.current_values (open-source Spark) against the SCD type 1 semantics written out by hand."""
+    from pi_lakeflow.spark.silver import Changes, current_values
+
+    changes = [  # web_id, timestamp_ns, ordinal, batch, action, value, in_table
+        ("A", 1, 0, 1, "Add", 1.0, True), ("A", 1, 0, 2, "Update", 2.0, True),   # edited: the new value
+        ("A", 2, 0, 1, "Add", 3.0, True), ("A", 2, 0, 3, "Delete", None, True),  # deleted: gone
+        ("A", 2, 1, 1, "Add", 4.0, True),                                        # same time, another value: stays
+        ("B", 1, 0, 1, "Add", 5.0, True), ("B", 1, 0, 2, "Update", 6.0, False),  # edited into the other table
+        ("B", 2, 0, 1, "Add", 7.0, False), ("B", 2, 0, 2, "Update", 8.0, True),  # edited into this one
+    ]
+    frame = spark.createDataFrame(changes, "web_id string, timestamp_ns long, ordinal int, batch long, action string, "
+                                           "value double, in_table boolean")
+    found = {tuple(r) for r in current_values(Changes(frame, ("web_id", "timestamp_ns", "ordinal", "value"))).collect()}
+    assert found == {("A", 1, 0, 2.0), ("A", 2, 1, 4.0), ("B", 2, 0, 8.0)}
+
+
+def test_databricks_makes_the_current_value_tables_with_auto_cdc():
+    """On Databricks (a recording stand-in for ``dp``), silver and the quarantine are streaming
+    tables fed by AUTO CDC from a view of the changes, keyed by the value, sequenced by batch."""
+    from pi_lakeflow.config.settings import parse
+    from pi_lakeflow.spark import definitions
+    from pi_lakeflow.tables import registry
+
+    dp, seen = recording_dp()
+    calls = []
+    dp.temporary_view = lambda query, **kwargs: calls.append(("view", kwargs["name"]))
+    dp.create_streaming_table = lambda **kwargs: calls.append(("table", kwargs["name"]))
+    dp.create_auto_cdc_flow = lambda **kwargs: calls.append(("cdc", kwargs))
+    settings = parse({"pi.url": "https://pi.example/piwebapi", "pi.state_path": "/Volumes/main/pi/state"})
+    for name in ("pi_timeseries_silver", "pi_timeseries_quarantine"):
+        definitions.define(dp, None, registry.table(name), {}, settings)
+    views = [c[1] for c in calls if c[0] == "view"]
+    assert views == ["pi_timeseries_silver_changes", "pi_timeseries_quarantine_changes"]
+    assert [c[1] for c in calls if c[0] == "table"] == ["pi_timeseries_silver", "pi_timeseries_quarantine"]
+    flows = [c[1] for c in calls if c[0] == "cdc"]
+    assert [(f["target"], f["source"]) for f in flows] == list(zip(
+        ["pi_timeseries_silver", "pi_timeseries_quarantine"], views))
+    for flow in flows:
+        assert flow["keys"] == ["web_id", "timestamp_ns", "ordinal"] and flow["sequence_by"] == "batch"
+        assert flow["apply_as_deletes"] == "action = 'Delete' OR NOT in_table" and flow["stored_as_scd_type"] == 1
+    # Silver's rules reach the event log as expectations on its view; drop rules warn there (the flow routes).
+    assert set(seen) == {quality.WARN, quality.FAIL}
+    assert set(seen[quality.WARN]) == {r.name for r in RULES if r.action in (quality.WARN, quality.DROP)}
