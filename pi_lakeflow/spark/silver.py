@@ -15,6 +15,7 @@ applies them. The quarantine and pi_quality_metrics come from the same constrain
   (the drop rules they fail) and ``warnings``. A value edited from bad to good moves to silver.
 * pi_quality_metrics: per rule, the current values that pass and fail it (``batch``: the latest
   run they come from), and the event frame rules' counts.
+* pi_event_frames_silver: frames that pass, with duration, element paths and attribute values.
 
 Both current-value tables are declared ``kind=current`` in the registry: their build function
 returns :class:`Changes`: the change rows with the table's columns, ``action`` and ``in_table``
@@ -22,7 +23,6 @@ returns :class:`Changes`: the change rows with the table's columns, ``action`` a
 AUTO CDC where the engine has it (Databricks) and as each key's latest change otherwise
 (:func:`current_values`). Their columns are named here, not found by analysis: Spark Connect
 analyses a plan that drops columns when it is registered, before the tables it reads exist.
-* pi_event_frames_silver: frames that pass, with duration, element paths and attribute values.
 
 Tables that another pipeline makes (pi.tables timeseries or catalog) are read from
 pi.catalog_schema, or from this pipeline's schema when that is empty.
