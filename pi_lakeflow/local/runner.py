@@ -157,6 +157,9 @@ def spark_confs(config: LocalConfig) -> dict[str, str]:
         "spark.sql.catalogImplementation": "hive",
         "spark.sql.warehouse.dir": str(config.warehouse),
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={config.metastore}",
+        # The current-value views sort the whole change log each run: with Spark's 1 GB default the
+        # README's pi.yml (90 M values) ran out of heap reading bronze; a ceiling, not an allocation.
+        "spark.driver.memory": "6g",
         "spark.ui.showConsoleProgress": "false",
         "spark.ui.enabled": "false",
         # The driver's ports (RPC, block manager) on the loopback address only: nothing of a local
