@@ -40,7 +40,7 @@ CLOCK = "2024-05-02T00:00:00Z"
 def run_once(config: Path) -> dict[str, float]:
     """One ``pi-lakeflow run``; seconds of the time-series flow and of silver."""
     launched = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "pi_lakeflow.cli", "run", "--config", str(config)],
+    process = subprocess.Popen([sys.executable, "-m", "pi_lakeflow.cli", "run", "--verbose", "--config", str(config)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     stamps = {}
     for line in process.stdout:

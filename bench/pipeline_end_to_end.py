@@ -41,7 +41,7 @@ def main() -> None:
         config.write_text(yaml.safe_dump({"state_dir": "state", "cores": args.cores, "configuration": {
             "pi.url": url, "pi.start": DAY_START, "pi.end": DAY_END, "pi.partition_size": str(args.partition)}}))
         launched = time.perf_counter()
-        run = subprocess.Popen([sys.executable, "-m", "pi_lakeflow.cli", "run", "--config", str(config)],
+        run = subprocess.Popen([sys.executable, "-m", "pi_lakeflow.cli", "run", "--verbose", "--config", str(config)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         stamps, landed = {}, None
         for line in run.stdout:

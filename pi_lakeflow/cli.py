@@ -29,6 +29,13 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _limit(text: str) -> int:
+    """A row limit: a whole number, 0 for none."""
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number (0: no limit)")
+    return int(text)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """The simulator's own command line (pi_simulator.command), with the arguments after ``simulate``."""
     from pi_simulator.command import main as simulate
@@ -55,10 +62,10 @@ def _load(path: str):
         raise UsageError(str(error)) from None
 
 
-def _preflight(config, command: str, missing_note: str = "") -> bool:
+def _preflight(config, command: str, missing_note: str = "", allow_no_tags: bool = False) -> bool:
     """Whether the credentials and the server are good (else one message: before Spark starts);
-    warns of a selection of no tag and of selected names the server lacks. Bad settings and a
-    secret reference that is not set are UsageError."""
+    warns of selected names the server lacks. Bad settings, a secret reference that is not set
+    and a selection of no tag (unless ``allow_no_tags``) are UsageError."""
     from pi_client import PiError
     from pi_lakeflow.local.runner import ConfigError, preflight
     from pi_lakeflow.config.settings import SettingsError
@@ -70,8 +77,10 @@ def _preflight(config, command: str, missing_note: str = "") -> bool:
     except PiError as error:
         print(f"pi-lakeflow {command}: {error}", file=sys.stderr)
         return False
-    if not selected:
-        print(f"warning: the settings select no tag (pi.tags.*); the {command} lands no values", file=sys.stderr)
+    if not selected and not allow_no_tags:
+        raise UsageError(f"{config.path}: the settings select no tag on the server (pi.tags.name_filter, "
+                         f"pi.tags.names or pi.tags.af_root); pi-lakeflow check --config {config.path} shows what "
+                         f"they select, --allow-no-tags runs anyway")
     if missing:
         print(f"warning: the server has no tag named {', '.join(missing)}{missing_note}", file=sys.stderr)
     return True
@@ -85,9 +94,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.config}: pi.tables updates is the real-time table: run it with pi-lakeflow stream "
                          f"(on Databricks, the continuous pipeline of the bundle's realtime target)")
     with _holding(config, "run"):
-        if not _preflight(config, "run", "; the run lists them in pi_ingestion_log (partition -1)"):
+        if not _preflight(config, "run", "; the run lists them in pi_ingestion_log (partition -1)",
+                          args.allow_no_tags):
             return exits.FAILED
-        return run_pipeline(config, full_refresh=args.full_refresh)
+        summary = Path(args.summary_json) if args.summary_json else None
+        if summary is not None and not summary.parent.is_dir():
+            raise UsageError(f"--summary-json {args.summary_json}: the folder {summary.parent} does not exist")
+        output = "verbose" if args.verbose else "quiet" if args.quiet else "normal"
+        return run_pipeline(config, full_refresh=args.full_refresh, output=output, summary_json=summary)
 
 
 @contextmanager
@@ -114,7 +128,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.config}: pi.tables is {config.settings.tables}; pi-lakeflow stream runs the "
                          f"real-time table: set pi.tables: updates (and a state_dir of its own)")
     with _holding(config, "stream"):
-        if not _preflight(config, "stream"):
+        if not _preflight(config, "stream", allow_no_tags=args.allow_no_tags):
             return exits.FAILED
         try:
             return run_stream(config)
@@ -123,14 +137,57 @@ def cmd_stream(args: argparse.Namespace) -> int:
             return exits.FAILED
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Each check's line; the status of the first that fails (pi_lakeflow.local.check)."""
+    from pi_lakeflow.local.check import run_checks
+
+    config = _load(args.config)
+    for outcome in run_checks(config):
+        print(outcome.line(), flush=True)
+        if not outcome.ok:
+            return outcome.status
+    return exits.OK
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from pi_lakeflow.config.settings import SettingsError, parse
+    from pi_lakeflow.local.config_template import config_template
+
+    out = Path(args.out)
+    if out.exists():
+        raise UsageError(f"{args.out} exists; give another --out (init never overwrites a file)")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {args.out}: the folder {out.parent} does not exist")
+    try:
+        parse({"pi.url": args.url, "pi.state_path": "."})
+    except SettingsError as error:
+        raise UsageError(f"--url: {error}") from None
+    out.write_text(config_template(args.out, args.url), encoding="utf-8")
+    print(f"wrote {out}; next: set PI_PASSWORD, then pi-lakeflow check --config {out}")
+    return exits.OK
+
+
 def cmd_query(args: argparse.Namespace) -> int:
     from pi_lakeflow.local.runner import ConfigError
     from pi_lakeflow.local.query import run_query
 
     config = _load(args.config)
+    out = Path(args.out) if args.out else None
+    if out is not None and not out.parent.is_dir():
+        raise UsageError(f"--out {args.out}: the folder {out.parent} does not exist")
+    try:  # no lock: it reads the table folders, beside a run (local.query)
+        return run_query(config, args.sql, args.format, args.limit, out)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    from pi_lakeflow.local.runner import ConfigError
+    from pi_lakeflow.local.query import list_tables
+
+    config = _load(args.config)
     try:
-        with _holding(config, "query"):
-            return run_query(config, args.sql, args.format)
+        return list_tables(config)
     except ConfigError as error:
         raise UsageError(str(error)) from None
 
@@ -145,9 +202,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise UsageError(f"--out {args.out}: the folder {out.parent} does not exist")
     config = _load(args.config)
-    try:
-        with _holding(config, "report"):
-            found = write_report(config, out)
+    try:  # no lock: it reads the table folders, beside a run (local.query)
+        found = write_report(config, out)
     except ConfigError as error:
         raise UsageError(str(error)) from None
     except PySparkException as error:
@@ -190,9 +246,32 @@ def cmd_workspace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pi-lakeflow")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pi-lakeflow", description="PI System data into the lakehouse.")
+    parser.add_argument("--version", action="version", version=f"pi-lakeflow {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    init = commands.add_parser("init", help="write a commented config file to start from",
+                               description="Write a local config file with every setting, what it means and "
+                                           "its default; the ones a first run needs are set.")
+    init.add_argument("--url", default="https://pi.example.com/piwebapi", help="the PI Web API's base URL")
+    init.add_argument("--out", default="pi.yml", help="file to write (default ./pi.yml; never overwritten)")
+    init.set_defaults(run=cmd_init)
+    check = commands.add_parser("check", help="check the config and the server without Spark",
+                                description="Check the settings, the credential, reaching the server (TLS), "
+                                            "authentication, the data server, its clock, the tag selection, the AF "
+                                            "database and a read of one tag: one line each, stopping at the first "
+                                            "failure (exit 2: the config; 1: the server).")
+    check.add_argument("--config", required=True, help="the local config file (YAML; see README)")
+    check.set_defaults(run=cmd_check)
     simulate = commands.add_parser("simulate", help="serve the PI Web API simulator (options: simulate --help)",
                                    add_help=False, description="Serve a simulated PI Web API.")
     simulate.set_defaults(run=cmd_simulate)
@@ -208,18 +287,35 @@ def main(argv: list[str] | None = None) -> int:
                               description="Run the declarative pipeline once (incremental) with local Spark.")
     run.add_argument("--config", required=True, help="the local config file (YAML; see README)")
     run.add_argument("--full-refresh", action="store_true", help="reset every table and read from pi.start again")
+    run.add_argument("--allow-no-tags", action="store_true",
+                     help="run even when the settings select no tag (else exit 2)")
+    loudness = run.add_mutually_exclusive_group()
+    loudness.add_argument("--verbose", action="store_true", help="also every flow event and Spark's start-up lines")
+    loudness.add_argument("--quiet", action="store_true", help="only the summary line and what failed")
+    run.add_argument("--summary-json", default=None, metavar="FILE",
+                     help="also write the run's summary as JSON to FILE (status, values, tags, failures, tables)")
     run.set_defaults(run=cmd_run)
     stream = commands.add_parser("stream", help="run the real-time table until stopped (Ctrl-C)",
                                  description="Poll PI stream updates into pi_timeseries_updates, poll after poll, "
                                              "until Ctrl-C (the next start resumes); the config sets pi.tables: updates.")
     stream.add_argument("--config", required=True, help="the local config file (YAML; pi.tables: updates)")
+    stream.add_argument("--allow-no-tags", action="store_true",
+                        help="start even when the settings select no tag (else exit 2)")
     stream.set_defaults(run=cmd_stream)
     query = commands.add_parser("query", help="print a SQL query over the local tables",
                                 description="Print the result of a SQL query over the tables of a local run.")
     query.add_argument("sql", help='e.g. "SELECT name, count(*) FROM pi_timeseries GROUP BY name"')
     query.add_argument("--config", required=True, help="the local config file of the runs")
-    query.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output (default table)")
+    query.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                       help="output: table, csv, or json (one object per line); default table")
+    query.add_argument("--limit", type=_limit, default=1000,
+                       help="print at most this many rows, with a note when there were more (default 1000; 0: all)")
+    query.add_argument("--out", default=None, help="write the result to this file instead of the terminal")
     query.set_defaults(run=cmd_query)
+    tables = commands.add_parser("tables", help="list the local tables with their row counts",
+                                 description="List the tables of a local run with their row counts.")
+    tables.add_argument("--config", required=True, help="the local config file of the runs")
+    tables.set_defaults(run=cmd_tables)
     report = commands.add_parser("report", help="write the quality dashboard's panels as one HTML file",
                                  description="The quality dashboard (pass rate per rule, quarantine, ingestion, "
                                              "freshness, failed tags) from the local tables, as one HTML file.")

@@ -164,6 +164,8 @@ _MARKS = {
     "tests/deploy/test_bundle_cli.py": ("e2e", "slow"),
     "tests/pipeline/test_quality.py": ("spark",),
     "tests/test_cli.py": ("e2e",),
+    "tests/test_check.py": ("e2e",),
+    "tests/test_query.py": ("e2e", "spark"),
     "tests/test_workspace.py": ("e2e",),
 }
 

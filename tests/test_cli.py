@@ -65,13 +65,53 @@ def test_a_command_whose_local_extra_is_missing_says_how_to_install_it():
 
 
 def test_demo_runs_the_pipeline_twice_and_says_how_to_query(tmp_path):
-    result = _run("demo", "--tags", "100", "--hours", "1", "--state-dir", str(tmp_path / "demo"), timeout=400)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    out = result.stdout
+    """The demo as a new user runs it; as soon as it says pi_timeseries is queryable, a query in
+    another process answers while the demo goes on (queries read the table folders)."""
+    config = tmp_path / "demo" / "config.yml"
+    errors = tmp_path / "demo-stderr.txt"
+    with open(errors, "w") as stderr:  # a file: nothing blocks the demo while the query runs
+        demo = subprocess.Popen([sys.executable, "-m", "pi_lakeflow.cli", "demo", "--tags", "100", "--hours", "1",
+                                 "--state-dir", str(tmp_path / "demo")], stdout=subprocess.PIPE, stderr=stderr,
+                                text=True)
+    lines, beside = [], None
+    for line in demo.stdout:
+        lines.append(line)
+        if line.startswith(">> pi_timeseries is queryable after") and beside is None:
+            beside = _run("query", "--config", str(config), "--format", "csv", "SELECT count(*) AS n FROM pi_timeseries",
+                          timeout=300)
+            running = demo.poll() is None
+    demo.wait(timeout=400)
+    out, err = "".join(lines), errors.read_text()
+    assert demo.returncode == 0, out[-2000:] + err[-2000:]
+    assert beside is not None and running and beside.returncode == 0, beside.stderr if beside else out
+    assert int(beside.stdout.splitlines()[-1]) > 10_000  # the back-fill's first committed batch
+    assert out.index(">> pi_timeseries is queryable") < out.index("== run 2:")
     assert "== run 1: back-fill of the last 1 h ==" in out and "== run 2: incremental" in out
     first, second = (int(n.replace(",", "")) for n in re.findall(r"pi_timeseries\s+[\d,]+\s+\+([\d,]+)", out))
     assert first > 10_000 and 0 < second < first  # the second run lands what is new, not everything again
-    assert re.search(r"pi_af_elements\s+100\s", out) and "Traceback" not in result.stderr
-    assert f"pi-lakeflow query --config {tmp_path / 'demo' / 'config.yml'}" in out
+    assert re.search(r"pi_af_elements\s+100\s", out) and "Traceback" not in err
+    # What a run shows by default: its phases and partitions, not Spark's start-up lines or flow events.
+    assert re.search(r"^\d\d:\d\d:\d\d  phase 1 of 2: ", out, re.M)
+    assert re.search(r"^\d\d:\d\d:\d\d  batch 2: partition 0 read \(\d of 1\): 100 tags", out, re.M)
+    assert " is RUNNING." not in out and "Importing" not in out
+    assert err.count("Using incubator modules") == 1  # the report's own Spark; none of the two runs' drivers
+    assert f"pi-lakeflow query --config {config}" in out
     report = tmp_path / "demo" / "quality-report.html"
     assert str(report) in out and 'data-panel="pass_rate"' in report.read_text()
+
+
+def test_a_driver_that_hangs_after_the_run_ended_is_stopped_with_the_recorded_status(tmp_path, capsys):
+    """runner.await_driver with real child processes: one that records a status and then never
+    exits (as a JVM that ran out of memory hung in its shutdown), and one that exits itself."""
+    from pi_lakeflow.local.runner import await_driver
+
+    status = tmp_path / "exit-status"
+    record = f"import pathlib, time; time.sleep(0.5); pathlib.Path({str(status)!r}).write_text('1'); time.sleep(600)"
+    hanging = subprocess.Popen([sys.executable, "-c", record])
+    started = time.monotonic()
+    assert await_driver(hanging, status, grace=2.0) == 1
+    assert time.monotonic() - started < 30 and hanging.poll() is not None
+    assert "did not stop within 2 s after the run ended" in capsys.readouterr().err
+    status.unlink()
+    finishing = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(3)"])
+    assert await_driver(finishing, status, grace=2.0) == 3

@@ -7,6 +7,7 @@ written beside the tables lets ``pi-lakeflow query`` and ``pi-lakeflow run`` go 
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -32,6 +33,30 @@ def write_demo_config(state_dir: Path, url: str, hours: int) -> Path:
     return path
 
 
+def query_commands(config_path: Path) -> list[str]:
+    """Commands to try on the demo's tables."""
+    query = f".venv/bin/pi-lakeflow query --config {config_path}"
+    return [f".venv/bin/pi-lakeflow tables --config {config_path}",
+            f'{query} "SELECT name, count(*) AS n, max(timestamp) AS latest FROM pi_timeseries GROUP BY name '
+            f'ORDER BY n DESC LIMIT 10"',
+            f'{query} "SELECT * FROM pi_ingestion_log ORDER BY batch, partition"',
+            f'{query} "SELECT name, interval_start, average, minimum, maximum, percent_good FROM '
+            f'pi_timeseries_summaries ORDER BY name, interval_start LIMIT 10"',
+            f'{query} "SELECT batch, rule, action, passed, failed FROM pi_quality_metrics ORDER BY batch, rule"']
+
+
+def announce_when_queryable(config, config_path: Path, started: float, stop: threading.Event) -> None:
+    """Print how to query once pi_timeseries has committed its first batch (queries read the
+    table folders, so they work while the demo goes on)."""
+    committed = config.warehouse / "pi_timeseries" / "_spark_metadata" / "0"
+    while not stop.wait(1.0):
+        if committed.is_file():
+            lines = "\n".join(f"  {command}" for command in query_commands(config_path))
+            print(f"\n>> pi_timeseries is queryable after {time.perf_counter() - started:.0f} s; in another "
+                  f"terminal, while the demo goes on:\n{lines}\n", flush=True)
+            return
+
+
 def run_demo(tags: int, state_dir: Path, hours: int) -> int:
     started = time.perf_counter()
     plant = PlantConfig(tags=tags, elements=max(tags, 50), event_frames=max(tags // 10, 20))
@@ -41,23 +66,24 @@ def run_demo(tags: int, state_dir: Path, hours: int) -> int:
         config_path = write_demo_config(state_dir, server.url, hours)
         config = load_config(config_path)
         runs = ((1, f"back-fill of the last {hours} h"), (2, "incremental: new values and the look-back"))
+        stop = threading.Event()
+        announcer = threading.Thread(target=announce_when_queryable, args=(config, config_path, started, stop),
+                                     daemon=True)
         with state_lock(config, "demo"):
-            for run, what in runs:
-                print(f"\n== run {run}: {what} ==", flush=True)
-                status = run_pipeline(config)
-                if status not in (exits.OK, exits.PARTIAL):
-                    print(f"pi-lakeflow demo: run {run} failed (exit status {status}); the lines above say why.")
-                    return status
+            announcer.start()
+            try:
+                for run, what in runs:
+                    print(f"\n== run {run}: {what} ==", flush=True)
+                    status = run_pipeline(config)
+                    if status not in (exits.OK, exits.PARTIAL):
+                        print(f"pi-lakeflow demo: run {run} failed (exit status {status}); the lines above say why.")
+                        return status
+            finally:
+                stop.set()
             report = config.state_dir / "quality-report.html"
             write_report(config, report)
     print(f"\nThe quality dashboard's panels: {report.resolve()} (open it in a browser).")
     print(f"\nDone in {time.perf_counter() - started:.0f} s. The tables are in {config.state_dir}; query them with:")
-    print(f'  .venv/bin/pi-lakeflow query --config {config_path} '
-          f'"SELECT name, count(*) AS n, max(timestamp) AS latest FROM pi_timeseries GROUP BY name ORDER BY n DESC LIMIT 10"')
-    print(f'  .venv/bin/pi-lakeflow query --config {config_path} "SELECT * FROM pi_ingestion_log ORDER BY batch, partition"')
-    print(f'  .venv/bin/pi-lakeflow query --config {config_path} '
-          f'"SELECT name, interval_start, average, minimum, maximum, percent_good FROM pi_timeseries_summaries '
-          f'ORDER BY name, interval_start LIMIT 10"')
-    print(f'  .venv/bin/pi-lakeflow query --config {config_path} '
-          f'"SELECT batch, rule, action, passed, failed FROM pi_quality_metrics ORDER BY batch, rule"')
+    for command in query_commands(config_path):
+        print(f"  {command}")
     return 0

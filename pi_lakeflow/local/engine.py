@@ -1,9 +1,11 @@
-"""The driver program of a local run, started by Spark's pipelines launcher (see local.py).
+"""The driver program of a local run, started by Spark's pipelines launcher (see runner.py).
 
 It does what ``spark-pipelines run`` does (load the spec, register the definitions, start the
-run) with its own event loop, so that the terminal shows progress (flows, tag partitions, values),
-the run ends with one summary line, and the exit status (pi_lakeflow.exits) says whether the run
-completed and whether every tag and catalog item was read. Not imported by anything else.
+run) with its own event loop, so that the terminal shows what matters (each phase, the tag
+partitions read and how far a long read is, failed flows; every flow event with ``--output
+verbose``), the run ends with one summary line (and, when asked, a JSON summary), and the exit
+status (pi_lakeflow.exits) says whether the run completed and whether every tag and catalog item
+was read. Only its tests import it.
 
 The Spark Connect server is this process's own, on a free port of the loopback address: Spark's
 default (port 15002 on every address) lets only one local run exist on a machine at a time, and
@@ -17,11 +19,13 @@ reported the run COMPLETED, that error is not a failure of the run.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
 import threading
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pyspark.errors import PySparkException
@@ -36,7 +40,7 @@ from pi_lakeflow.runtime.state import StateStore
 from pi_lakeflow.config.settings import parse
 from pi_lakeflow.tables.registry import layers
 
-#: Without news of the batch for this long, the watcher says it is still reading.
+#: While a batch reads, the watcher says how far it is this often.
 QUIET_SECONDS = 30.0
 
 
@@ -45,27 +49,34 @@ def say(text: str) -> None:
 
 
 class PartitionWatcher(threading.Thread):
-    """Prints each finished tag partition of the batches being read, from the state store, and
-    a line every QUIET_SECONDS while a batch reads without news."""
+    """Prints each finished tag partition of the batches being read, from the state store, and,
+    every QUIET_SECONDS without a finished partition, how far the batch has read: the values its
+    tasks have landed, the share of its window read and an estimate of the time left, or, when no
+    task has read a time slice since the last such line, that there is no news."""
 
     def __init__(self, store: StateStore, after_batch: int):
         super().__init__(daemon=True)
         self.store, self.after_batch = store, after_batch
         self.stopped = threading.Event()
         self.seen: set[tuple[int, int]] = set()
-        self.planned: set[int] = set()
+        self.planned: dict[int, float] = {}  # batch -> when the watcher first saw its plan
+        self.progress: dict[int, dict] = {}  # batch -> the tasks' progress at the last line
         self.news = time.monotonic()
+        self.lock = threading.Lock()  # report() runs in this thread and, before some events, in the main one
 
     def run(self) -> None:
         while not self.stopped.wait(1.0):
             self.report()
 
     def report(self) -> None:
+        with self.lock:
+            self._report()
+
+    def _report(self) -> None:
         for batch in [b for b in self.store.batches() if b > self.after_batch]:
             info, _ = self.store.plan(batch)
             if batch not in self.planned:  # a batch's quiet time counts from its plan
-                self.planned.add(batch)
-                self.news = time.monotonic()
+                self.planned[batch] = self.news = time.monotonic()
             finished = self.store.finished_partitions(batch)
             for partition in finished:
                 if (batch, partition) in self.seen:
@@ -75,15 +86,34 @@ class PartitionWatcher(threading.Thread):
                 self.news = time.monotonic()
                 done = sum(1 for b, _ in self.seen if b == batch)
                 failed = sum(1 for e in outcome["last_error"].to_pylist() if e)
-                say(f"batch {batch}: partition {done}/{info.partitions} read: {len(outcome):,} tags"
+                say(f"batch {batch}: partition {partition} read ({done} of {info.partitions}): {len(outcome):,} tags"
                     f"{f' ({failed} failed)' if failed else ''}, "
                     f"{sum(outcome['values_landed'].to_pylist()):,} values landed in {stats.seconds:.1f} s, "
                     f"{stats.requests} requests")
             quiet = time.monotonic() - self.news
             if len(finished) < info.partitions and quiet >= QUIET_SECONDS and not self.stopped.is_set():
-                say(f"batch {batch}: still reading, {len(finished)}/{info.partitions} partitions done; no news for "
-                    f"{quiet:.0f} s (a slow or silent server is retried; each try waits up to pi.read_timeout)")
+                say(f"batch {batch}: " + self.reading(batch, info.partitions, finished))
                 self.news = time.monotonic()
+
+    def reading(self, batch: int, partitions: int, finished: list[int]) -> str:
+        progress = self.store.progress(batch)
+        head = f"reading, {len(finished)}/{partitions} partitions done"
+        if progress == self.progress.get(batch, {}):
+            return (f"{head}; no news for {time.monotonic() - self.news:.0f} s (a slow or silent server is "
+                    f"retried; each try waits up to pi.read_timeout)")
+        self.progress[batch] = progress
+        share = (len(finished) + sum(p.share for n, p in progress.items() if n not in finished)) / partitions
+        elapsed = time.monotonic() - self.planned[batch]
+        left = f", about {duration(elapsed * (1 - share) / share)} left" if share >= 0.01 else ""
+        return (f"{head}; {sum(p.values_landed for p in progress.values()):,} values landed so far, "
+                f"{share:.0%} of the window read{left}")
+
+
+def duration(seconds: float) -> str:
+    """A duration in the unit a person reads best."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def brief(message: str) -> str:
@@ -104,8 +134,15 @@ def row_counts(spark: SparkSession, tables: list[str]) -> dict[str, int]:
     return counts
 
 
-def run_phase(spark: SparkSession, graph: str, storage: str, refresh: tuple[str, ...]) -> bool:
-    """Runs the flows of the datasets ``refresh``, printing their events; whether the run completed."""
+#: Flow events a run does not print: the steps before a flow runs, and the run's own end.
+_UNSHOWN = ("is QUEUED.", "is PLANNING.", "is STARTING.", "is EXCLUDED.", "Run is COMPLETED.")
+
+
+def run_phase(spark: SparkSession, graph: str, storage: str, refresh: tuple[str, ...], verbose: bool,
+              watcher: PartitionWatcher) -> bool:
+    """Runs the flows of the datasets ``refresh``; whether the run completed. Prints the events
+    that say something failed, and with ``verbose`` every flow's progress too (the partitions
+    read so far are printed before a flow's COMPLETED, so that they come first)."""
     completed = False
     events = start_run(spark, graph, full_refresh=[], full_refresh_all=False, refresh=list(refresh), dry=False,
                        storage=storage)
@@ -114,7 +151,10 @@ def run_phase(spark: SparkSession, graph: str, storage: str, refresh: tuple[str,
             if "pipeline_event_result" in result:
                 message = result["pipeline_event_result"].event.message
                 completed = completed or message.startswith("Run is COMPLETED")
-                if not message.endswith(("is QUEUED.", "is PLANNING.", "is STARTING.", "is EXCLUDED.", "Run is COMPLETED.")):
+                failed = "FAILED" in message.splitlines()[0] if message else False
+                if failed or (verbose and not message.endswith(_UNSHOWN)):
+                    if "COMPLETED" in message:
+                        watcher.report()
                     say(brief(message))
     except PySparkException as error:
         if not (completed and "UNKNOWN_RESPONSE" in str(error)):
@@ -138,9 +178,39 @@ def loopback_session() -> SparkSession:
         .config("spark.sql.connect.serverStacktrace.enabled", "false").getOrCreate()
 
 
-def summary(store: StateStore, after_batch: int, started_ns: int, seconds: float) -> tuple[str, list[str]]:
-    """The run's summary line and one line per failure: tags of the batches planned after
-    ``after_batch``, selected names the server does not have, catalog items read since ``started_ns``."""
+@dataclass
+class RunSummary:
+    """What a run did: the summary line, and what ``--summary-json`` writes (as JSON)."""
+
+    status: int = exits.FAILED
+    seconds: float = 0.0
+    values_landed: int = 0
+    tags_complete: int = 0
+    tags_failed: int = 0
+    names_missing: int = 0
+    catalog_items_failed: int = 0
+    failures: list[str] = field(default_factory=list)
+    tables: dict[str, dict[str, int]] = field(default_factory=dict)  # rows now, rows added
+    error: str | None = None
+
+    def line(self) -> str:
+        line = f"run completed in {self.seconds:.1f} s: {self.values_landed:,} values landed; " \
+               f"{_count(self.tags_complete, 'tag')} complete, {self.tags_failed:,} failed"
+        if self.names_missing:
+            line += f"; {_count(self.names_missing, 'selected name')} not on the server"
+        if self.catalog_items_failed:
+            line += f"; {_count(self.catalog_items_failed, 'catalog item')} failed"
+        return line
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number:,} {thing}{'' if number == 1 else 's'}"
+
+
+def summary(store: StateStore, after_batch: int, started_ns: int) -> RunSummary:
+    """What the batches planned after ``after_batch`` did to their tags, the selected names the
+    server does not have, the catalog items that failed in reads since ``started_ns``; one
+    failure line each."""
     landed = tags = 0
     failed: list[str] = []
     missing: dict[str, str] = {}
@@ -156,19 +226,19 @@ def summary(store: StateStore, after_batch: int, started_ns: int, seconds: float
     items = [f"{table} {item}: {error}" for table, item, error, read_at in
              zip(*(log[c].to_pylist() for c in ("table", "item", "error", "read_at")))
              if read_at.timestamp() * 1e9 >= started_ns - 1e9 and not (table == "pi_points" and item in missing)]
-    line = f"run completed in {seconds:.1f} s: {landed:,} values landed; {tags - len(failed):,} tags complete, " \
-           f"{len(failed):,} failed"
-    if missing:
-        line += f"; {len(missing):,} selected names not on the server"
-    if items:
-        line += f"; {len(items):,} catalog items failed"
-    return line, failed + [f"{name}: not on the server ({error})" for name, error in missing.items()] + items
+    failures = failed + [f"{name}: not on the server ({error})" for name, error in missing.items()] + items
+    return RunSummary(values_landed=landed, tags_complete=tags - len(failed), tags_failed=len(failed),
+                      names_missing=len(missing), catalog_items_failed=len(items), failures=failures)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--spec", required=True)
     parser.add_argument("--state-path", required=True)
+    parser.add_argument("--status-file", required=True, help="where the run's exit status is written, first")
+    parser.add_argument("--output", choices=("quiet", "normal", "verbose"), default="normal",
+                        help="quiet: the summary and failures; verbose: every flow event too")
+    parser.add_argument("--summary-json", default=None, help="where to write the run's summary as JSON")
     args = parser.parse_args()
     started_ns, started = time.time_ns(), time.perf_counter()
     spec_path = Path(args.spec)
@@ -181,43 +251,60 @@ def main() -> int:
     watcher = PartitionWatcher(store, last_batch)
     phases = layers(parse(spec.configuration))
     tables = [table for phase in phases for table in phase]
-    completed = False
+    result = RunSummary()
     try:
         before = row_counts(spark, tables)
-        watcher.start()
+        if args.output != "quiet":
+            watcher.start()
         # Bronze first, then silver, as two runs: spark-pipelines 4.3 does not hold back a flow
         # until the flows it reads through a join have finished once their tables exist, so one
         # run would let silver read the bronze of the run before. (A graph runs once: each phase
         # defines its own.)
-        for phase in phases:
+        completed = False
+        for number, phase in enumerate(phases, 1):
+            if args.output != "quiet":
+                say(f"phase {number} of {len(phases)}: {_count(len(phase), 'table')} ({', '.join(phase)})")
             graph = create_dataflow_graph(spark, default_catalog=spec.catalog, default_database=spec.database,
                                           sql_conf=spec.configuration)
             register_definitions(spec_path, SparkConnectGraphElementRegistry(spark, graph), spec, spark, graph)
-            completed = run_phase(spark, graph, spec.storage, phase)
+            completed = run_phase(spark, graph, spec.storage, phase, args.output == "verbose", watcher)
             if not completed:
                 break
         watcher.stopped.set()
-        watcher.report()
+        if args.output != "quiet":
+            watcher.report()
         if not completed:
+            result.error = "a flow failed"
             say("run failed: the flow events above say why")
-            return exits.FAILED
+            return result.status
         after = row_counts(spark, tables)
-        say("tables (rows now, added by this run):")
-        for table, rows in after.items():
-            change = rows - max(before.get(table, 0), 0)
-            print(f"    {table:28} {rows:>12,}  {'+' if change >= 0 else ''}{change:,}", flush=True)
-        line, failures = summary(store, last_batch, started_ns, time.perf_counter() - started)
-        for failure in failures[:10]:
+        result = summary(store, last_batch, started_ns)
+        result.tables = {t: {"rows": rows, "added": rows - max(before.get(t, 0), 0)} for t, rows in after.items()}
+        result.seconds = time.perf_counter() - started
+        if args.output != "quiet":
+            say("tables (rows now, added by this run):")
+            for table, counts in result.tables.items():
+                print(f"    {table:28} {counts['rows']:>12,}  {'+' if counts['added'] >= 0 else ''}"
+                      f"{counts['added']:,}", flush=True)
+        for failure in result.failures[:10]:
             print(f"    failed: {failure}", flush=True)
-        if len(failures) > 10:
-            print(f"    ... and {len(failures) - 10:,} more", flush=True)
-        say(line + (" (in pi_ingestion_log and pi_catalog_log; the next run reads them again)" if failures else ""))
-        return exits.PARTIAL if failures else exits.OK
+        if len(result.failures) > 10:
+            print(f"    ... and {len(result.failures) - 10:,} more", flush=True)
+        say(result.line() + (" (in pi_ingestion_log and pi_catalog_log; the next run reads them again)"
+                             if result.failures else ""))
+        result.status = exits.PARTIAL if result.failures else exits.OK
+        return result.status
     except PySparkException as error:
-        say(f"run failed: {spark_error(error)}")
-        return exits.FAILED
+        result.error = spark_error(error)
+        say(f"run failed: {result.error}")
+        return result.status
     finally:
         watcher.stopped.set()
+        result.seconds = time.perf_counter() - started
+        if args.summary_json:
+            Path(args.summary_json).write_text(json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8")
+        # Before stopping Spark, so that the runner knows how the run ended if that hangs (runner.await_driver).
+        Path(args.status_file).write_text(str(result.status), encoding="utf-8")
         spark.stop()
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pi_lakeflow.local.runner import ConfigError, LocalConfig, local_session
+from pi_lakeflow.local.query import folder_session
+from pi_lakeflow.local.runner import LocalConfig
 from pi_lakeflow.tables.registry import PLATFORM_TABLES
 
 DASHBOARD = Path(__file__).parent.parent / "dashboards" / "pi_quality.lvdash.json"
@@ -151,10 +152,8 @@ main {{ display: grid; grid-template-columns: repeat({GRID_COLUMNS}, 1fr); grid-
 
 def write_report(config: LocalConfig, out: Path) -> list[Panel]:
     """Runs the dashboard's queries on the local tables and writes the report to ``out``."""
-    if not config.metastore.is_dir():
-        raise ConfigError(f"no tables under {config.state_dir} yet; run: pi-lakeflow run --config {config.path}")
     dashboard = load_dashboard()
-    spark = local_session(config)
+    spark = folder_session(config)
     try:
         found = panels(spark, dashboard)
     finally:

@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import IO, Any, Iterator, TextIO
 
 import yaml
 
@@ -230,28 +232,88 @@ def reset(config: LocalConfig) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def run_pipeline(config: LocalConfig, full_refresh: bool = False) -> int:
+def run_pipeline(config: LocalConfig, full_refresh: bool = False, output: str = "normal",
+                 summary_json: Path | None = None) -> int:
     """One run of the pipeline (the engine in a Spark driver process); its exit status
     (pi_lakeflow.exits). ``full_refresh`` first resets the local tables and cursors (see
-    :func:`reset`). The caller holds ``state_dir`` (:func:`state_lock`)."""
+    :func:`reset`). ``output``: quiet, normal or verbose (engine.py; Spark's start-up lines
+    only when verbose); ``summary_json``: a file for the run's summary as JSON. The caller holds
+    ``state_dir`` (:func:`state_lock`)."""
     if full_refresh:
         reset(config)
     config.metastore.mkdir(parents=True, exist_ok=True)
     spec = write_spec(config)
+    status = spec.parent / "exit-status"
+    status.unlink(missing_ok=True)
     # The launcher's Spark Connect server runs on "local" (one core) unless told otherwise.
     command = [str(spark_home() / "bin" / "spark-class"), "org.apache.spark.deploy.SparkPipelines",
                "--remote", f"local[{config.cores}]", str(Path(__file__).parent / "engine.py"), "--spec", str(spec),
-               "--state-path", config.settings.state_path]
+               "--state-path", config.settings.state_path, "--status-file", str(status), "--output", output,
+               *(["--summary-json", str(summary_json.resolve())] if summary_json else [])]
     environment = {**os.environ, **LOOPBACK_ENVIRONMENT, "SPARK_HOME": str(spark_home()),
                    "SPARK_CONF_DIR": str(write_spark_conf_dir(config)),
                    "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
                    REFERENCES_VARIABLE: references(config.configuration)}
-    return subprocess.call(command, env=environment, cwd=str(config.state_dir))
+    driver = subprocess.Popen(command, env=environment, cwd=str(config.state_dir), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, encoding="utf-8", errors="replace", bufsize=1)
+    relays = [threading.Thread(target=relay, args=(source, target, output == "verbose"), daemon=True)
+              for source, target in ((driver.stdout, sys.stdout), (driver.stderr, sys.stderr))]
+    for thread in relays:
+        thread.start()
+    try:
+        return await_driver(driver, status)
+    finally:
+        for thread in relays:
+            thread.join(timeout=5)
 
 
-def local_session(config: LocalConfig):
-    """A classic SparkSession over the local catalog (queries, the report, streaming), as quiet
-    as a run."""
+#: Lines of the JVM, Spark and its pipelines launcher that a run shows only when verbose.
+SPARK_NOISE = re.compile(r"^(WARNING: Using incubator modules|Using Spark's default log4j profile|Setting default "
+                         r"log level|To adjust logging level|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d: (Loading definitions|"
+                         r"Found \d+ files? matching|Importing ))")
+
+
+def relay(source: IO[str], target: TextIO, verbose: bool) -> None:
+    """Copy the driver's lines to ``target`` as they come, without SPARK_NOISE unless ``verbose``."""
+    for line in source:
+        if verbose or not SPARK_NOISE.match(line):
+            target.write(line)
+            target.flush()
+
+
+#: Seconds the Spark driver may take to stop once the engine has recorded how the run ended.
+STOP_GRACE_SECONDS = 60.0
+
+
+def await_driver(driver: subprocess.Popen, status: Path, grace: float = STOP_GRACE_SECONDS) -> int:
+    """The exit status of a run's driver process. The engine writes the run's status to
+    ``status`` before it stops Spark; a driver still there ``grace`` seconds later (a JVM that
+    ran out of memory can hang in its shutdown) is killed, with a line saying so, and the
+    recorded status returned. Interrupted (Ctrl-C), the driver is killed too."""
+    try:
+        while not status.is_file():
+            try:
+                return driver.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                continue
+        try:
+            return driver.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            driver.kill()
+            driver.wait()
+            print(f"pi-lakeflow: the Spark driver did not stop within {grace:.0f} s after the run ended; "
+                  f"it was stopped", file=sys.stderr, flush=True)
+            return int(status.read_text(encoding="utf-8"))
+    except BaseException:
+        driver.kill()
+        driver.wait()
+        raise
+
+
+def local_session(config: LocalConfig, catalog: bool = True):
+    """A classic SparkSession over the local catalog (streaming), as quiet as a run; without
+    ``catalog`` an empty in-memory one, which needs neither the metastore nor its lock (queries
+    and the report: query.folder_session)."""
     import logging
 
     from pyspark.sql import SparkSession
@@ -263,6 +325,8 @@ def local_session(config: LocalConfig):
     builder = SparkSession.builder.appName("pi-lakeflow query").master(f"local[{config.cores}]")
     for key, value in spark_confs(config).items():
         builder = builder.config(key, value)
+    if not catalog:
+        builder = builder.config("spark.sql.catalogImplementation", "in-memory")
     return builder.getOrCreate()
 
 

@@ -4,6 +4,7 @@ Spark checkpoints the stream's offset (``{"batch": n}``); what a batch means per
 
     batches/00000007/plan.arrow          the plan, written on the driver before the batch runs
     batches/00000007/part-00003.arrow    what partition 3 did, written by its task before its rows
+    batches/00000007/progress-00003.json how far partition 3's task has read (after each time slice)
 
 A batch is planned from the state after the batch it follows (the plan records which), and
 only once that batch has run (Spark 4.2 and later hand the source its end offset; on 4.0 and 4.1
@@ -89,6 +90,15 @@ class PartStats:
     bytes_received: int
 
 
+@dataclass(frozen=True)
+class PartProgress:
+    """How far a partition's task has read: values so far, and the share of its window read."""
+
+    values_read: int
+    values_landed: int
+    share: float
+
+
 class StateStore:
     """The files of one pipeline's time-series source."""
 
@@ -146,6 +156,21 @@ class StateStore:
         except StateFormatError:
             return False
         return len(self.finished_partitions(batch)) == info.partitions
+
+    # ---- progress ------------------------------------------------------------------------------
+    def write_progress(self, batch: int, partition: int, progress: PartProgress) -> None:
+        write_whole(self._batch_dir(batch) / f"progress-{partition:05d}.json",
+                    json.dumps(progress.__dict__).encode())
+
+    def progress(self, batch: int) -> dict[int, PartProgress]:
+        """The partitions of a batch that have read a time slice, by partition number."""
+        found = {}
+        for path in self._batch_dir(batch).glob("progress-*.json"):
+            try:
+                found[int(path.stem.split("-")[1])] = PartProgress(**json.loads(path.read_bytes()))
+            except FileNotFoundError:  # the batch was pruned meanwhile
+                continue
+        return found
 
     # ---- outcomes ------------------------------------------------------------------------------
     def write_outcome(self, batch: int, partition: int, rows: pa.Table, stats: PartStats) -> None:
@@ -257,9 +282,15 @@ def write_arrow(path: Path, table: pa.Table, meta: dict) -> None:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, schema) as writer:
         writer.write_table(table.replace_schema_metadata(schema.metadata))
+    write_whole(path, sink.getvalue())
+
+
+def write_whole(path: Path, content: bytes) -> None:
+    """Write ``content`` to ``path`` in one sequential pass under a temporary name, then rename
+    it over ``path``: a reader sees the old file or the new one, whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{socket.gethostname()}-{os.getpid()}.tmp")
-    temporary.write_bytes(sink.getvalue())
+    temporary.write_bytes(content)
     os.replace(temporary, path)
 
 

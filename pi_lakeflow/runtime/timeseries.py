@@ -28,7 +28,7 @@ from pi_client.schemas import UPDATES
 
 from pi_lakeflow.runtime.discovery import select_tags
 from pi_lakeflow.config.settings import NS_PER_SECOND, Settings
-from pi_lakeflow.runtime.state import OUTCOME, PLAN, PartStats, PlanInfo, StateStore
+from pi_lakeflow.runtime.state import OUTCOME, PLAN, PartProgress, PartStats, PlanInfo, StateStore
 from pi_lakeflow.runtime.landing import ADD, DELETE, UPDATE, deleted_rows, landing_columns, value_hashes
 
 #: The first time slice of a partition whose tags' rate is not known yet.
@@ -104,14 +104,15 @@ def read_partition(client: PiClient, store: StateStore, batch: int, partition: i
     tags' rate in their last read, or a one-hour probe), so a task holds one slice at a time
     however long the window: a back-fill of months of 1-second tags included. A tag that fails
     in a slice is not read in later ones; what it landed before stays, and its cursor is where
-    its complete slices end.
+    its complete slices end. After each slice the task leaves its progress (values so far, the
+    share of its window read) in the store, for the terminal.
     """
     started_ns, started = time.time_ns(), time.perf_counter()
     before = client.transport.stats.snapshot()
     info, plan = store.plan(batch)
     progress = _PartitionRead(plan.filter(pc.equal(plan["partition"], partition)).to_pylist(), info.lookback_ns)
     target = client.limits.values_per_batch
-    slice_start = int(progress.read_from.min())
+    first = slice_start = int(progress.read_from.min())
     length = _first_slice(progress.rows, target)
     while slice_start < info.end_ns and progress.active():
         slice_end = min(info.end_ns, slice_start + length)
@@ -120,6 +121,9 @@ def read_partition(client: PiClient, store: StateStore, batch: int, partition: i
         landed = progress.accept(result.values, result.errors, slice_end)
         if len(landed):
             yield landing_columns(landed, batch, started_ns)
+        share = (slice_end - first) / max(info.end_ns - first, 1)
+        store.write_progress(batch, partition,
+                             PartProgress(int(progress.read.sum()), int(progress.landed.sum()), share))
         rate = len(result.values) / max(slice_end - slice_start, 1)
         length = max(MIN_SLICE_NS, int(target / rate)) if rate else info.end_ns - slice_end
         slice_start = slice_end

@@ -100,10 +100,19 @@ def _checked(context: SilverContext, stream: bool) -> DataFrame:
 def current_values(changes: Changes) -> DataFrame:
     """Each key's latest change that is not a Delete and belongs in the table (``in_table``),
     with the table's columns: what AUTO CDC (SCD type 1, sequenced by batch, a Delete or a change
-    that does not belong applied as a delete) leaves, computed whole."""
-    latest = Window.partitionBy(*VALUE_KEY).orderBy(F.col(SEQUENCE).desc())
-    return (changes.frame.withColumn("change_rank", F.row_number().over(latest)).where("change_rank = 1")
-            .where("action != 'Delete' AND in_table").select(*changes.columns))
+    that does not belong applied as a delete) leaves, computed whole.
+
+    Bronze lands a key's Add once (again only after a Delete), and edits and deletes are few
+    beside the values, so the keys that ever had an Update or a Delete are collected and sent to
+    every task: the other keys' single Add is taken as it is, without a shuffle or a sort of the
+    whole change log; only the changed keys' rows are ranked by batch."""
+    frame, key, kept = changes.frame, list(VALUE_KEY), (*changes.columns, "action", "in_table")
+    changed = F.broadcast(frame.where("action != 'Add'").select(*key).distinct())
+    latest = Window.partitionBy(*key).orderBy(F.col(SEQUENCE).desc())
+    edited = (frame.join(changed, key, "left_semi").withColumn("change_rank", F.row_number().over(latest))
+              .where("change_rank = 1").select(*kept))
+    added = frame.join(changed, key, "left_anti").select(*kept)
+    return added.unionByName(edited).where("action != 'Delete' AND in_table").select(*changes.columns)
 
 
 def _frames(context: SilverContext) -> DataFrame:

@@ -138,11 +138,13 @@ def test_current_values_are_each_keys_latest_change_unless_a_delete_or_elsewhere
         ("A", 2, 1, 1, "Add", 4.0, True),                                        # same time, another value: stays
         ("B", 1, 0, 1, "Add", 5.0, True), ("B", 1, 0, 2, "Update", 6.0, False),  # edited into the other table
         ("B", 2, 0, 1, "Add", 7.0, False), ("B", 2, 0, 2, "Update", 8.0, True),  # edited into this one
+        ("C", 1, 0, 1, "Add", 9.0, True), ("C", 1, 0, 2, "Delete", None, True),  # deleted, written again
+        ("C", 1, 0, 3, "Add", 10.0, True),
     ]
     frame = spark.createDataFrame(changes, "web_id string, timestamp_ns long, ordinal int, batch long, action string, "
                                            "value double, in_table boolean")
     found = {tuple(r) for r in current_values(Changes(frame, ("web_id", "timestamp_ns", "ordinal", "value"))).collect()}
-    assert found == {("A", 1, 0, 2.0), ("A", 2, 1, 4.0), ("B", 2, 0, 8.0)}
+    assert found == {("A", 1, 0, 2.0), ("A", 2, 1, 4.0), ("B", 2, 0, 8.0), ("C", 1, 0, 10.0)}
 
 
 def test_databricks_makes_the_current_value_tables_with_auto_cdc():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from pi_lakeflow.runtime.state import (OUTCOME, PLAN, PartStats, PlanInfo, StatePathError, StateStore, ingestion_log, probe,
-                               tag_cursors)
+from pi_lakeflow.runtime.state import (OUTCOME, PLAN, PartProgress, PartStats, PlanInfo, StatePathError, StateStore,
+                                      ingestion_log, probe, tag_cursors)
 
 END = 1_714_608_000_000_000_000
 
@@ -75,3 +75,23 @@ def test_files_are_read_whole_without_a_memory_map(tmp_path, monkeypatch):
     finish(store, 1)
     assert store.tag_state(1).num_rows == 3 and store.newest_finished() == 1
     assert not list(tmp_path.rglob("*.tmp"))  # written under a temporary name, then renamed
+
+
+def test_a_long_read_reports_how_far_its_tasks_are_and_says_when_there_is_no_news(tmp_path, capsys, monkeypatch):
+    """The run's watcher (local engine) over a real store: a batch of 4 partitions, 2 reading."""
+    from pi_lakeflow.local import engine
+
+    store = StateStore(tmp_path)
+    store.write_plan(PlanInfo(1, END, 4, 10, {}, 0), plan_rows(1))
+    watcher = engine.PartitionWatcher(store, 0)
+    watcher.report()  # sees the plan
+    watcher.planned[1] -= 120  # planned two minutes ago
+    watcher.news -= engine.QUIET_SECONDS
+    store.write_progress(1, 0, PartProgress(1_000, 900, 0.5))
+    store.write_progress(1, 1, PartProgress(300, 300, 0.3))
+    watcher.report()
+    line = capsys.readouterr().out
+    assert "reading, 0/4 partitions done; 1,200 values landed so far, 20% of the window read, about 8 min left" in line
+    watcher.news -= engine.QUIET_SECONDS  # no task read a slice since
+    watcher.report()
+    assert "no news for 30 s" in capsys.readouterr().out
