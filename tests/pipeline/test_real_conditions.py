@@ -262,7 +262,7 @@ def test_a_denied_af_element_is_reported_with_the_servers_message(site):
     out = site["outputs"]["basic"]
     assert re.search(r"failed: pi_af_attributes \S+: HTTP 403: Access to the attributes of '[^']*P-00001' is "
                      r"denied by AF security", out), out[-3000:]
-    assert "1 catalog items failed" in out
+    assert "1 catalog item failed" in out
     log = table_rows(site["configs"]["basic"].parent / "pi-state", "pi_catalog_log")
     assert [(r["table"], "denied by AF security" in r["error"]) for r in log] == [("pi_af_attributes", True)]
 
