@@ -22,18 +22,17 @@ class UsageError(Exception):
     """Bad input from the command line: the message says what was wrong and what is accepted."""
 
 
-def _count(text: str) -> int:
-    """A demo size: a whole number, 1 or more."""
-    if not text.strip().isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of 1 or more")
-    return int(text)
+def _whole_number(low: int, meaning: str = ""):
+    """A parser of whole numbers of ``low`` or more; ``meaning`` says what ``low`` stands for."""
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or int(text) < low:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of {low} or more{meaning}")
+        return int(text)
+    return parse
 
 
-def _limit(text: str) -> int:
-    """A row limit: a whole number, 0 for none."""
-    if not text.strip().isdigit():
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number (0: no limit)")
-    return int(text)
+_count = _whole_number(1)  # a demo size
+_limit = _whole_number(0, " (0: no limit)")  # a row limit
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

@@ -58,17 +58,18 @@ def run_checks(config: LocalConfig) -> Iterator[Outcome]:
         return
     yield Outcome("credential", f"{settings.auth}: resolved" if settings.auth != "anonymous" else "none (anonymous)")
     with connect(settings, retry=PREFLIGHT_RETRY, read_timeout=REACH_TIMEOUT) as client:
-        started = time.perf_counter()
+        started, refused = time.perf_counter(), None
         try:
             data_servers(client)
-        except PiAuthError as error:
-            yield Outcome("reach", f"{settings.url} answered in {time.perf_counter() - started:.2f} s{_tls(settings)}")
-            yield Outcome("authentication", str(error), exits.FAILED)
-            return
+        except PiAuthError as error:  # the server answered: reached, not authenticated
+            refused = error
         except PiError as error:
             yield Outcome("reach", str(error), exits.FAILED)
             return
         yield Outcome("reach", f"{settings.url} answered in {time.perf_counter() - started:.2f} s{_tls(settings)}")
+        if refused is not None:
+            yield Outcome("authentication", str(refused), exits.FAILED)
+            return
         yield Outcome("authentication", f"{settings.auth}{identity} accepted")
     with connect(settings, retry=PREFLIGHT_RETRY) as client:
         yield from _server_checks(client, settings)
