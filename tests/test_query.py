@@ -71,3 +71,17 @@ def test_tables_lists_each_table_with_its_row_count(config):
     assert result.returncode == 0, result.stderr
     assert [line.split() for line in result.stdout.splitlines()] == [
         ["table", "rows"], ["small_table", "1"], ["values_table", f"{ROWS}"]]
+
+
+def test_a_table_folder_that_cannot_be_read_is_one_line(config):
+    broken = config.parent / "state" / "warehouse" / "broken_table"
+    broken.mkdir()
+    (broken / "part-00000.parquet").write_text("not parquet")
+    try:
+        result = cli("query", "--config", str(config), "SELECT 1")
+    finally:
+        (broken / "part-00000.parquet").unlink()
+        broken.rmdir()
+    ours = [line for line in result.stderr.splitlines() if line.startswith("pi-lakeflow")]
+    assert result.returncode == 2 and len(ours) == 1 and "Traceback" not in result.stderr
+    assert ours[0].startswith(f"pi-lakeflow query: the table folder {broken} cannot be read ([FAILED_READ_FILE")

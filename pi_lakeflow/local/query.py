@@ -62,14 +62,24 @@ def list_tables(config: LocalConfig) -> int:
 def folder_session(config: LocalConfig):
     """A Spark session whose tables are the folders of ``config``'s warehouse, each a temporary
     view of its parquet files (a streaming table's through its commit log). ConfigError when
-    there is none yet."""
+    there is none yet, or when a folder cannot be read."""
     folders = [f for f in sorted(config.warehouse.iterdir()) if f.is_dir() and not f.name.startswith((".", "_"))
                and any(f.rglob("*.parquet"))] if config.warehouse.is_dir() else []
     if not folders:
         raise ConfigError(f"no tables under {config.state_dir} yet; run: pi-lakeflow run --config {config.path}")
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
     spark = local_session(config, catalog=False)
     for folder in folders:
-        spark.read.parquet(str(folder)).createOrReplaceTempView(folder.name)
+        try:
+            spark.read.parquet(str(folder)).createOrReplaceTempView(folder.name)
+        except (PySparkException, Py4JJavaError) as error:  # a footer that cannot be read comes from the JVM
+            spark.stop()
+            detail = spark_error(error) if isinstance(error, PySparkException) else \
+                str(error.java_exception.getMessage()).splitlines()[0]
+            raise ConfigError(f"the table folder {folder} cannot be read ({detail}); if a run is rewriting it, "
+                              f"try again when it has finished") from None
     return spark
 
 
