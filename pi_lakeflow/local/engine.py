@@ -52,7 +52,7 @@ class PartitionWatcher(threading.Thread):
     """Prints each finished tag partition of the batches being read, from the state store, and,
     every QUIET_SECONDS without a finished partition, how far the batch has read: the values its
     tasks have landed, the share of its window read and an estimate of the time left, or, when no
-    task has read a time slice since the last such line, that there is no news."""
+    task has finished a time slice since the last such line, that none has."""
 
     def __init__(self, store: StateStore, after_batch: int):
         super().__init__(daemon=True)
@@ -99,8 +99,8 @@ class PartitionWatcher(threading.Thread):
         progress = self.store.progress(batch)
         head = f"reading, {len(finished)}/{partitions} partitions done"
         if progress == self.progress.get(batch, {}):
-            return (f"{head}; no news for {time.monotonic() - self.news:.0f} s (a slow or silent server is "
-                    f"retried; each try waits up to pi.read_timeout)")
+            return (f"{head}; no time slice finished for {time.monotonic() - self.news:.0f} s (a large slice, or a "
+                    f"slow or silent server, which is retried: each try waits up to pi.read_timeout)")
         self.progress[batch] = progress
         share = (len(finished) + sum(p.share for n, p in progress.items() if n not in finished)) / partitions
         elapsed = time.monotonic() - self.planned[batch]

@@ -77,7 +77,7 @@ def test_files_are_read_whole_without_a_memory_map(tmp_path, monkeypatch):
     assert not list(tmp_path.rglob("*.tmp"))  # written under a temporary name, then renamed
 
 
-def test_a_long_read_reports_how_far_its_tasks_are_and_says_when_there_is_no_news(tmp_path, capsys, monkeypatch):
+def test_a_long_read_reports_how_far_its_tasks_are_and_says_when_no_slice_finished(tmp_path, capsys, monkeypatch):
     """The run's watcher (local engine) over a real store: a batch of 4 partitions, 2 reading."""
     from pi_lakeflow.local import engine
 
@@ -94,4 +94,4 @@ def test_a_long_read_reports_how_far_its_tasks_are_and_says_when_there_is_no_new
     assert "reading, 0/4 partitions done; 1,200 values landed so far, 20% of the window read, about 8 min left" in line
     watcher.news -= engine.QUIET_SECONDS  # no task read a slice since
     watcher.report()
-    assert "no news for 30 s" in capsys.readouterr().out
+    assert "no time slice finished for 30 s" in capsys.readouterr().out
