@@ -9,7 +9,6 @@ next batch, the next run and the catalog do not ask too much again.
 from __future__ import annotations
 
 import json
-import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -18,6 +17,7 @@ from pi_client import Anonymous, Basic, Bearer, Kerberos, Limits, OidcClientCred
 from pi_client.auth import PiAuth
 
 from pi_lakeflow.config.settings import Settings, resolve_secret
+from pi_lakeflow.runtime.state import write_whole
 
 LIMITS_FILE = "server-limits.json"
 
@@ -67,8 +67,4 @@ def keep_item_limit(state_path: str, limit: int) -> None:
     kept = learned_item_limit(state_path)
     if kept is not None and kept <= limit:
         return
-    path = Path(state_path) / LIMITS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps({"max_items_per_call": limit}))
-    os.replace(temporary, path)
+    write_whole(Path(state_path) / LIMITS_FILE, json.dumps({"max_items_per_call": limit}).encode())

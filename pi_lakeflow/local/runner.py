@@ -159,8 +159,9 @@ def spark_confs(config: LocalConfig) -> dict[str, str]:
         "spark.sql.catalogImplementation": "hive",
         "spark.sql.warehouse.dir": str(config.warehouse),
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={config.metastore}",
-        # The current-value views sort the whole change log each run: with Spark's 1 GB default the
-        # README's pi.yml (90 M values) ran out of heap reading bronze; a ceiling, not an allocation.
+        # The current-value views read the whole change log each run (silver.current_values); with
+        # Spark's 1 GB default, their earlier sort of the README's pi.yml (90 M values) ran out of
+        # heap. A ceiling, not an allocation.
         "spark.driver.memory": "6g",
         "spark.ui.showConsoleProgress": "false",
         "spark.ui.enabled": "false",
