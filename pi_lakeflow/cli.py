@@ -99,8 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary = Path(args.summary_json) if args.summary_json else None
         if summary is not None and not summary.parent.is_dir():
             raise UsageError(f"--summary-json {args.summary_json}: the folder {summary.parent} does not exist")
-        output = "verbose" if args.verbose else "quiet" if args.quiet else "normal"
-        return run_pipeline(config, full_refresh=args.full_refresh, output=output, summary_json=summary)
+        return run_pipeline(config, full_refresh=args.full_refresh, output=_output(args), summary_json=summary)
 
 
 @contextmanager
@@ -114,6 +113,18 @@ def _holding(config, command: str) -> Iterator[None]:
             yield
     except StateInUse as error:
         raise UsageError(str(error)) from None
+
+
+def _output(args: argparse.Namespace) -> str:
+    """quiet, normal or verbose, from a command's --quiet and --verbose (_loudness)."""
+    return "verbose" if args.verbose else "quiet" if args.quiet else "normal"
+
+
+def _loudness(command: argparse.ArgumentParser, verbose: str, quiet: str) -> None:
+    """A command's --verbose and --quiet (one or neither)."""
+    loudness = command.add_mutually_exclusive_group()
+    loudness.add_argument("--verbose", action="store_true", help=verbose)
+    loudness.add_argument("--quiet", action="store_true", help=quiet)
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
@@ -130,7 +141,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         if not _preflight(config, "stream", allow_no_tags=args.allow_no_tags):
             return exits.FAILED
         try:
-            return run_stream(config)
+            return run_stream(config, output=_output(args))
         except PySparkException as error:
             print(f"pi-lakeflow stream: {spark_error(error)}", file=sys.stderr)
             return exits.FAILED
@@ -288,9 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--full-refresh", action="store_true", help="reset every table and read from pi.start again")
     run.add_argument("--allow-no-tags", action="store_true",
                      help="run even when the settings select no tag (else exit 2)")
-    loudness = run.add_mutually_exclusive_group()
-    loudness.add_argument("--verbose", action="store_true", help="also every flow event and Spark's start-up lines")
-    loudness.add_argument("--quiet", action="store_true", help="only the summary line and what failed")
+    _loudness(run, verbose="also every flow event and Spark's start-up lines",
+              quiet="only the summary line and what failed")
     run.add_argument("--summary-json", default=None, metavar="FILE",
                      help="also write the run's summary as JSON to FILE (status, values, tags, failures, tables)")
     run.set_defaults(run=cmd_run)
@@ -300,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     stream.add_argument("--config", required=True, help="the local config file (YAML; pi.tables: updates)")
     stream.add_argument("--allow-no-tags", action="store_true",
                         help="start even when the settings select no tag (else exit 2)")
+    _loudness(stream, verbose="every poll, and Spark's own lines (else in state_dir/spark-output.log)",
+              quiet="only the polls where a tag failed")
     stream.set_defaults(run=cmd_stream)
     query = commands.add_parser("query", help="print a SQL query over the local tables",
                                 description="Print the result of a SQL query over the tables of a local run.")

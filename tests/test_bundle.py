@@ -161,3 +161,31 @@ def test_the_dashboard_loads_and_queries_only_the_pipelines_tables(resources):
         assert named - local and named - local <= {*BY_NAME, *PLATFORM_TABLES}, (name, named - local)
     # the event log table the dashboard reads is the one the time-series pipeline publishes
     assert resources["pipelines"]["pi_lakeflow_timeseries"]["event_log"]["name"] == EVENT_LOG_NAME
+
+
+def test_every_panel_is_titled_and_explained_and_encodes_only_its_fields():
+    """The dashboard file as Lakeview reads it: each widget's encodings name fields of its query,
+    each frame shows a title and a description (what the panel shows, what empty means); the
+    report draws an empty panel with both and says it has no rows."""
+    import pandas as pd
+
+    from pi_lakeflow.local.report import Panel, render
+
+    dashboard = load_dashboard()
+    for item in (i for page in dashboard["pages"] for i in page["layout"]):
+        widget = item["widget"]
+        spec, fields = widget["spec"], {f["name"] for f in widget["queries"][0]["query"]["fields"]}
+        encodings = spec["encodings"]
+        named = ([c["fieldName"] for c in encodings["columns"]] if "columns" in encodings else
+                 [e["fieldName"] for e in encodings.values() if isinstance(e, dict) and "fieldName" in e])
+        assert named and set(named) <= fields, widget["name"]
+        assert spec["frame"]["showTitle"] and spec["frame"]["title"], widget["name"]
+        assert spec["frame"]["showDescription"] and len(spec["frame"]["description"]) > 20, widget["name"]
+        assert spec["version"] == (3 if spec["widgetType"] in ("bar", "line") else 2), widget["name"]
+    headline = [i for i in dashboard["pages"][0]["layout"] if i["widget"]["spec"]["widgetType"] == "counter"]
+    assert [i["position"]["y"] for i in headline] == [0] * 6 and sum(i["position"]["width"] for i in headline) == 6
+    empty = Panel("failed_tags", "Failed tags per run", "Empty when every tag was read.", "table",
+                  {"columns": []}, {"x": 0, "y": 0, "width": 3, "height": 4}, pd.DataFrame())
+    page = render([empty], "pi.yml", [])
+    assert "<h2>Failed tags per run</h2>" in page and "Empty when every tag was read." in page
+    assert "No rows yet" in page

@@ -123,6 +123,9 @@ def test_a_run_whose_selection_finds_no_tag_is_bad_input(tmp_path, server):
     assert result.returncode == 2
     assert result.stderr.startswith(f"pi-lakeflow run: {path}: the settings select no tag on the server")
     assert "--allow-no-tags" in result.stderr and not (tmp_path / "pi-state" / "warehouse").exists()
+    allowed = cli("run", "--config", str(path), "--allow-no-tags", "--quiet")  # asked for: it runs, lands nothing
+    assert allowed.returncode == 0, allowed.stdout[-3000:] + allowed.stderr[-3000:]
+    assert re.search(r"run completed in [\d.]+ s: 0 values landed; 0 tags complete, 0 failed$", allowed.stdout)
 
 
 def test_run_output_quiet_verbose_and_the_json_summary(tmp_path):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -115,3 +118,30 @@ def test_a_driver_that_hangs_after_the_run_ended_is_stopped_with_the_recorded_st
     status.unlink()
     finishing = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(3)"])
     assert await_driver(finishing, status, grace=2.0) == 3
+
+
+class Terminal(io.StringIO):
+    """What the relay writes to, as a terminal sees it (isatty)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_relay_draws_the_progress_bar_in_place_on_a_terminal_and_drops_it_elsewhere(monkeypatch):
+    """runner.relay over the lines a driver prints: the bar's lines are drawn over each other (cut
+    to the terminal's width) and erased by the next line; into a file or pipe they are left out."""
+    from pi_lakeflow.local.runner import PROGRESS_MARK, relay
+
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda *args: os.terminal_size((30, 24)))
+    driver = ["07:00:01  phase 1 of 2\n", f"{PROGRESS_MARK}batch 1 [#.......]  10%  1,000 values\n",
+              f"{PROGRESS_MARK}batch 1 [####....]  50%  5,000 values  2/4 tags  about 1 min left\n",
+              "07:00:09  batch 1: partition 0 read (1 of 2)\n", "Setting default log level to \"WARN\".\n"]
+    terminal = Terminal()
+    relay(io.StringIO("".join(driver)), terminal, verbose=False)
+    assert terminal.getvalue() == ("07:00:01  phase 1 of 2\n\r\x1b[Kbatch 1 [#.......]  10%  1,00"  # 29 columns
+                                   "\r\x1b[Kbatch 1 [####....]  50%  5,00"
+                                   "\r\x1b[K07:00:09  batch 1: partition 0 read (1 of 2)\n")
+    piped = io.StringIO()
+    relay(io.StringIO("".join(driver)), piped, verbose=True)
+    assert piped.getvalue() == ("07:00:01  phase 1 of 2\n07:00:09  batch 1: partition 0 read (1 of 2)\n"
+                                "Setting default log level to \"WARN\".\n")

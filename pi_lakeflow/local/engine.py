@@ -28,6 +28,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import pyarrow.compute as pc
 from pyspark.errors import PySparkException
 from pyspark.pipelines.cli import load_pipeline_spec, register_definitions
 from pyspark.pipelines.spark_connect_graph_element_registry import SparkConnectGraphElementRegistry
@@ -35,7 +36,7 @@ from pyspark.pipelines.spark_connect_pipeline import create_dataflow_graph, star
 from pyspark.sql import SparkSession
 
 from pi_lakeflow import exits
-from pi_lakeflow.local.runner import spark_error
+from pi_lakeflow.local.runner import PROGRESS_MARK, spark_error
 from pi_lakeflow.runtime.state import StateStore
 from pi_lakeflow.config.settings import parse
 from pi_lakeflow.tables.registry import layers
@@ -48,20 +49,30 @@ def say(text: str) -> None:
     print(f"{time.strftime('%H:%M:%S')}  {text}", flush=True)
 
 
-class PartitionWatcher(threading.Thread):
-    """Prints each finished tag partition of the batches being read, from the state store, and,
-    every QUIET_SECONDS without a finished partition, how far the batch has read: the values its
-    tasks have landed, the share of its window read and an estimate of the time left, or, when no
-    task has finished a time slice since the last such line, that none has."""
+def show_progress(text: str) -> None:
+    """A progress bar's new state: runner.relay draws it over the last one on a terminal."""
+    print(PROGRESS_MARK + text, flush=True)
 
-    def __init__(self, store: StateStore, after_batch: int):
+
+class PartitionWatcher(threading.Thread):
+    """Prints each finished tag partition of the batches being read, from the state store, and how
+    far the batch has read: the values its tasks have landed, the tags of the partitions done, the
+    share of its window read and an estimate of the time left. With ``bar`` (a terminal), that is a
+    progress bar redrawn every second (runner.relay draws it in place); without, a line every
+    QUIET_SECONDS without a finished partition. Either way, when no task has finished a time slice
+    for QUIET_SECONDS, a line says so."""
+
+    def __init__(self, store: StateStore, after_batch: int, bar: bool = False):
         super().__init__(daemon=True)
-        self.store, self.after_batch = store, after_batch
+        self.store, self.after_batch, self.bar = store, after_batch, bar
         self.stopped = threading.Event()
         self.seen: set[tuple[int, int]] = set()
         self.planned: dict[int, float] = {}  # batch -> when the watcher first saw its plan
-        self.progress: dict[int, dict] = {}  # batch -> the tasks' progress at the last line
-        self.news = time.monotonic()
+        self.sizes: dict[int, tuple[int, int]] = {}  # batch -> (partitions, tags) of its plan
+        self.tags_done: dict[int, int] = {}  # batch -> tags of its partitions done
+        self.progress: dict[int, dict] = {}  # batch -> the tasks' progress files, as last read
+        self.moved = time.monotonic()  # when a plan, a partition or a time slice last came
+        self.news = time.monotonic()  # when the last line was printed
         self.lock = threading.Lock()  # report() runs in this thread and, before some events, in the main one
 
     def run(self) -> None:
@@ -74,39 +85,64 @@ class PartitionWatcher(threading.Thread):
 
     def _report(self) -> None:
         for batch in [b for b in self.store.batches() if b > self.after_batch]:
-            info, _ = self.store.plan(batch)
-            if batch not in self.planned:  # a batch's quiet time counts from its plan
-                self.planned[batch] = self.news = time.monotonic()
+            if batch not in self.planned:
+                info, rows = self.store.plan(batch)
+                self.planned[batch] = self.moved = self.news = time.monotonic()
+                selected = rows.filter(pc.field("partition") >= 0).num_rows  # -1: tags kept aside
+                self.sizes[batch], self.tags_done[batch] = (info.partitions, selected), 0
+            partitions = self.sizes[batch][0]
             finished = self.store.finished_partitions(batch)
             for partition in finished:
                 if (batch, partition) in self.seen:
                     continue
                 outcome, stats = self.store.outcome(batch, partition)
                 self.seen.add((batch, partition))
-                self.news = time.monotonic()
+                self.moved = self.news = time.monotonic()
+                self.tags_done[batch] += len(outcome)
                 done = sum(1 for b, _ in self.seen if b == batch)
                 failed = sum(1 for e in outcome["last_error"].to_pylist() if e)
-                say(f"batch {batch}: partition {partition} read ({done} of {info.partitions}): {len(outcome):,} tags"
+                say(f"batch {batch}: partition {partition} read ({done} of {partitions}): {len(outcome):,} tags"
                     f"{f' ({failed} failed)' if failed else ''}, "
                     f"{sum(outcome['values_landed'].to_pylist()):,} values landed in {stats.seconds:.1f} s, "
                     f"{stats.requests} requests")
-            quiet = time.monotonic() - self.news
-            if len(finished) < info.partitions and quiet >= QUIET_SECONDS and not self.stopped.is_set():
-                say(f"batch {batch}: " + self.reading(batch, info.partitions, finished))
-                self.news = time.monotonic()
+            if len(finished) >= partitions or self.stopped.is_set():
+                continue
+            now = time.monotonic()
+            progress = self.store.progress(batch)
+            if progress != self.progress.get(batch, {}):
+                self.progress[batch], self.moved = progress, now
+            head = f"batch {batch}: reading, {len(finished)}/{partitions} partitions done; "
+            if now - self.moved >= QUIET_SECONDS and now - self.news >= QUIET_SECONDS:
+                say(f"{head}no time slice finished for {now - self.moved:.0f} s (a large slice, or a slow or silent "
+                    f"server, which is retried: each try waits up to pi.read_timeout)")
+                self.news = now
+            elif self.bar:
+                show_progress(self.progress_bar(batch, finished))
+            elif now - self.news >= QUIET_SECONDS:
+                say(head + self.reading(batch, finished))
+                self.news = now
 
-    def reading(self, batch: int, partitions: int, finished: list[int]) -> str:
-        progress = self.store.progress(batch)
-        head = f"reading, {len(finished)}/{partitions} partitions done"
-        if progress == self.progress.get(batch, {}):
-            return (f"{head}; no time slice finished for {time.monotonic() - self.news:.0f} s (a large slice, or a "
-                    f"slow or silent server, which is retried: each try waits up to pi.read_timeout)")
-        self.progress[batch] = progress
+    def reading(self, batch: int, finished: list[int]) -> str:
+        """How far the batch has read: values landed, share of the window, time left."""
+        values, share, left = self.estimate(batch, finished)
+        return f"{values:,} values landed so far, {share:.0%} of the window read" + (f", about {left} left" if left else "")
+
+    def progress_bar(self, batch: int, finished: list[int], width: int = 20) -> str:
+        """The batch's progress as one bar: share read, values landed, tags of the partitions done,
+        time left."""
+        values, share, left = self.estimate(batch, finished)
+        filled = round(share * width)
+        return (f"batch {batch} [{'#' * filled}{'.' * (width - filled)}] {share:4.0%}  {values:,} values  "
+                f"{self.tags_done[batch]:,}/{self.sizes[batch][1]:,} tags  "
+                + (f"{left} left" if left else "estimating"))
+
+    def estimate(self, batch: int, finished: list[int]) -> tuple[int, float, str]:
+        """Values landed so far, the share of the window read, and the time left ('' before 1 %)."""
+        partitions, progress = self.sizes[batch][0], self.progress.get(batch, {})
         share = (len(finished) + sum(p.share for n, p in progress.items() if n not in finished)) / partitions
         elapsed = time.monotonic() - self.planned[batch]
-        left = f", about {duration(elapsed * (1 - share) / share)} left" if share >= 0.01 else ""
-        return (f"{head}; {sum(p.values_landed for p in progress.values()):,} values landed so far, "
-                f"{share:.0%} of the window read{left}")
+        left = duration(elapsed * (1 - share) / share) if share >= 0.01 else ""
+        return sum(p.values_landed for p in progress.values()), share, left
 
 
 def duration(seconds: float) -> str:
@@ -239,6 +275,8 @@ def main() -> int:
     parser.add_argument("--output", choices=("quiet", "normal", "verbose"), default="normal",
                         help="quiet: the summary and failures; verbose: every flow event too")
     parser.add_argument("--summary-json", default=None, help="where to write the run's summary as JSON")
+    parser.add_argument("--progress", choices=("lines", "bar"), default="lines",
+                        help="bar: a long read's progress as a bar redrawn every second (the runner's terminal)")
     args = parser.parse_args()
     started_ns, started = time.time_ns(), time.perf_counter()
     spec_path = Path(args.spec)
@@ -248,7 +286,7 @@ def main() -> int:
     for key, value in spec.configuration.items():  # the pipeline configuration, as spark.conf
         spark.conf.set(key, value)
     last_batch = max(store.batches(), default=0)
-    watcher = PartitionWatcher(store, last_batch)
+    watcher = PartitionWatcher(store, last_batch, bar=args.progress == "bar")
     phases = layers(parse(spec.configuration))
     tables = [table for phase in phases for table in phase]
     result = RunSummary()

@@ -28,6 +28,8 @@ _AGGREGATE = re.compile(r"^\s*(SUM|AVG|COUNT|MIN|MAX)\s*\(", re.IGNORECASE)
 #: Columns of the Lakeview grid, and the size of its rows in the report.
 GRID_COLUMNS = 6
 ROW_PIXELS, GAP_PIXELS = 70, 12
+#: Height of a panel's title and description above its chart.
+TITLE_PIXELS = 64
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,8 @@ class Panel:
 
     name: str
     title: str
-    kind: str  # line, bar or table
+    description: str
+    kind: str  # counter, line, bar or table
     encodings: dict
     position: dict
     rows: pd.DataFrame
@@ -85,13 +88,39 @@ def panels(spark, dashboard: dict) -> list[Panel]:
         query = widget["queries"][0]["query"]
         rows = spark.sql(widget_sql(queries[query["datasetName"]], query)).toPandas()
         spec = widget["spec"]
-        found.append(Panel(widget["name"], spec["frame"]["title"], spec["widgetType"], spec["encodings"],
-                           item["position"], rows))
+        found.append(Panel(widget["name"], spec["frame"]["title"], spec["frame"].get("description", ""),
+                           spec["widgetType"], spec["encodings"], item["position"], rows))
     return found
 
 
+#: A bar chart without colours whose values span this factor or more is drawn on a log axis: a
+#: back-fill and the incremental runs after it differ by orders of magnitude.
+LOG_SPAN = 100
+
+
+def ranked_categories(rows: pd.DataFrame, x: str, y: str) -> list:
+    """The x categories by their total y, largest first (Lakeview's sort by y-reversed)."""
+    totals = rows.groupby(x, sort=False)[y].sum()
+    return sorted(totals.index, key=lambda category: (-totals[category], str(category)))
+
+
+def log_axis(rows: pd.DataFrame, y: str) -> bool:
+    """Whether the values span LOG_SPAN or more (only positive values can go on a log axis)."""
+    values = rows[y][rows[y] > 0]
+    return len(values) > 1 and values.max() >= LOG_SPAN * values.min()
+
+
+def counter_text(value) -> str:
+    """A counter's figure: whole numbers with thousands separators, others with two decimals."""
+    if value is None or pd.isna(value):
+        return "none yet"
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.2f}"
+
+
 def figure(panel: Panel):
-    """The plotly figure of a panel."""
+    """The plotly figure of a line, bar or table panel (its title is the section's)."""
     import plotly.graph_objects as go
 
     if panel.kind == "table":
@@ -102,24 +131,47 @@ def figure(panel: Panel):
         x, y = panel.encodings["x"], panel.encodings["y"]
         color = panel.encodings.get("color")
         rows = panel.rows.sort_values(x["fieldName"])
+        order = (ranked_categories(rows, x["fieldName"], y["fieldName"])
+                 if x["scale"].get("sort", {}).get("by") == "y-reversed" else None)
         groups = rows.groupby(color["fieldName"], sort=True) if color else [(None, rows)]
+        labelled = panel.encodings.get("label", {}).get("show", False)
         chart = go.Figure()
         for name, part in groups:
             trace = go.Scatter(mode="lines+markers") if panel.kind == "line" else go.Bar()
+            if labelled:
+                trace.update(text=[f"{v:,}" for v in part[y["fieldName"]]], textposition="outside")
             chart.add_trace(trace.update(x=part[x["fieldName"]].tolist(), y=part[y["fieldName"]].tolist(),
                                          name=str(name) if color else y["displayName"]))
-        chart.update_layout(barmode="stack", xaxis_title=x["displayName"], yaxis_title=y["displayName"],
+        log = panel.kind == "bar" and not color and log_axis(rows, y["fieldName"])
+        chart.update_layout(barmode="stack", xaxis_title=x["displayName"],
+                            yaxis_title=y["displayName"] + (" (log scale)" if log else ""),
+                            yaxis_type="log" if log else None, yaxis_dtick=1 if log else None,  # 1, 10, 100, ...
                             xaxis_type="category" if x["scale"]["type"] == "categorical" else None,
-                            legend_title=color["displayName"] if color else None)
+                            showlegend=bool(color), legend_title=color["displayName"] if color else None)
+        if order is not None:
+            chart.update_xaxes(categoryorder="array", categoryarray=order)
     rows = panel.position["height"]
-    chart.update_layout(title=panel.title, margin={"l": 50, "r": 20, "t": 50, "b": 50},
-                        height=rows * ROW_PIXELS + (rows - 1) * GAP_PIXELS - 4)
+    chart.update_layout(margin={"l": 50, "r": 20, "t": 20, "b": 50},
+                        height=rows * ROW_PIXELS + (rows - 1) * GAP_PIXELS - TITLE_PIXELS)
     return chart
+
+
+def panel_body(panel: Panel) -> str:
+    """A section's content below its title and description."""
+    if panel.rows.empty:
+        return '<p class="empty">No rows yet (see above).</p>'
+    if panel.kind == "counter":
+        field = panel.encodings["value"]["fieldName"]
+        value = panel.rows[field].iloc[0]
+        raw = "" if value is None or pd.isna(value) else str(value)
+        return f'<p class="counter" data-value="{html.escape(raw)}">{html.escape(counter_text(value))}</p>'
+    return figure(panel).to_html(full_html=False, include_plotlyjs=False, div_id=f"chart-{panel.name}")
 
 
 def render(found: list[Panel], source: str, left_out: list[str]) -> str:
     """The report as one HTML page: plotly.js inline, one section per panel on the dashboard's
-    grid; ``left_out``: the titles of the panels only a workspace can draw."""
+    grid, each with its title and description; ``left_out``: the titles of the panels only a
+    workspace can draw."""
     from plotly.offline import get_plotlyjs
 
     sections = []
@@ -127,13 +179,10 @@ def render(found: list[Panel], source: str, left_out: list[str]) -> str:
         position = panel.position
         style = (f"grid-column: {position['x'] + 1} / span {position['width']}; "
                  f"grid-row: {position['y'] + 1} / span {position['height']}")
-        if panel.rows.empty:
-            body = '<p class="empty">no rows yet</p>'
-        else:
-            body = figure(panel).to_html(full_html=False, include_plotlyjs=False, div_id=f"chart-{panel.name}")
         sections.append(f'<section class="panel" data-panel="{html.escape(panel.name)}" '
-                        f'data-rows="{len(panel.rows)}" style="{style}">{body}</section>')
-    made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+                        f'data-rows="{len(panel.rows)}" style="{style}"><h2>{html.escape(panel.title)}</h2>'
+                        f'<p class="description">{html.escape(panel.description)}</p>{panel_body(panel)}</section>')
+    made = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
     note = (f" Only on the deployed dashboard (the pipeline's event log): {html.escape('; '.join(left_out))}."
             if left_out else "")
     return f"""<!DOCTYPE html>
@@ -142,8 +191,11 @@ def render(found: list[Panel], source: str, left_out: list[str]) -> str:
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 1.5rem; background: #f6f7f9; }}
 main {{ display: grid; grid-template-columns: repeat({GRID_COLUMNS}, 1fr); grid-auto-rows: {ROW_PIXELS}px; gap: {GAP_PIXELS}px; }}
-.panel {{ background: white; border: 1px solid #dde1e6; border-radius: 6px; overflow: hidden; }}
-.empty {{ color: #888; padding: 1rem; }}
+.panel {{ background: white; border: 1px solid #dde1e6; border-radius: 6px; overflow: hidden; padding: 0 0.75rem; }}
+.panel h2 {{ font-size: 1rem; margin: 0.6rem 0 0.2rem; }}
+.description {{ color: #555; font-size: 0.8rem; margin: 0 0 0.3rem; }}
+.counter {{ font-size: 2rem; font-weight: 600; margin: 0.2rem 0; }}
+.empty {{ color: #888; }}
 </style></head>
 <body><h1>PI data quality</h1><p>From {html.escape(source)}, {made}.{note}</p>
 <main>{''.join(sections)}</main></body></html>

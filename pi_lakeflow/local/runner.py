@@ -250,6 +250,7 @@ def run_pipeline(config: LocalConfig, full_refresh: bool = False, output: str = 
     command = [str(spark_home() / "bin" / "spark-class"), "org.apache.spark.deploy.SparkPipelines",
                "--remote", f"local[{config.cores}]", str(Path(__file__).parent / "engine.py"), "--spec", str(spec),
                "--state-path", config.settings.state_path, "--status-file", str(status), "--output", output,
+               "--progress", "bar" if sys.stdout.isatty() else "lines",
                *(["--summary-json", str(summary_json.resolve())] if summary_json else [])]
     environment = {**os.environ, **LOOPBACK_ENVIRONMENT, "SPARK_HOME": str(spark_home()),
                    "SPARK_CONF_DIR": str(write_spark_conf_dir(config)),
@@ -274,12 +275,28 @@ SPARK_NOISE = re.compile(r"^(WARNING: Using incubator modules|Using Spark's defa
                          r"Found \d+ files? matching|Importing ))")
 
 
+#: The start of the engine's progress-bar lines (engine.show_progress).
+PROGRESS_MARK = "::pi-lakeflow-progress:: "
+#: Back to the start of the terminal's line, and erase it.
+_ERASE_LINE = "\r\x1b[K"
+
+
 def relay(source: IO[str], target: TextIO, verbose: bool) -> None:
-    """Copy the driver's lines to ``target`` as they come, without SPARK_NOISE unless ``verbose``."""
+    """Copy the driver's lines to ``target`` as they come, without SPARK_NOISE unless ``verbose``.
+    A progress-bar line is drawn over the previous one (no newline) when ``target`` is a terminal,
+    cut to its width, and dropped otherwise; the next line replaces the bar."""
+    bar = False
     for line in source:
-        if verbose or not SPARK_NOISE.match(line):
-            target.write(line)
+        if line.startswith(PROGRESS_MARK):
+            if target.isatty():
+                width = shutil.get_terminal_size().columns - 1
+                target.write(_ERASE_LINE + line[len(PROGRESS_MARK):].rstrip("\n")[:width])
+                target.flush()
+                bar = True
+        elif verbose or not SPARK_NOISE.match(line):
+            target.write((_ERASE_LINE if bar else "") + line)
             target.flush()
+            bar = False
 
 
 #: Seconds the Spark driver may take to stop once the engine has recorded how the run ended.
@@ -311,10 +328,12 @@ def await_driver(driver: subprocess.Popen, status: Path, grace: float = STOP_GRA
         raise
 
 
-def local_session(config: LocalConfig, catalog: bool = True):
+def local_session(config: LocalConfig, catalog: bool = True, verbose: bool = False):
     """A classic SparkSession over the local catalog (streaming), as quiet as a run; without
     ``catalog`` an empty in-memory one, which needs neither the metastore nor its lock (queries
-    and the report: query.folder_session)."""
+    and the report: query.folder_session). Unless ``verbose``, what the JVM writes on its own
+    (its incubator-modules warning, Spark's log-level notice, any later log line) goes to
+    :func:`spark_output` instead of the terminal."""
     import logging
 
     from pyspark.sql import SparkSession
@@ -328,7 +347,36 @@ def local_session(config: LocalConfig, catalog: bool = True):
         builder = builder.config(key, value)
     if not catalog:
         builder = builder.config("spark.sql.catalogImplementation", "in-memory")
-    return builder.getOrCreate()
+    if verbose:
+        return builder.getOrCreate()
+    log = spark_output(config)
+    try:
+        with _stderr_to(log):  # the JVM starts here and keeps this stderr
+            return builder.getOrCreate()
+    except Exception:
+        print(f"(Spark's own output is in {log})", file=sys.stderr)
+        raise
+
+
+def spark_output(config: LocalConfig) -> Path:
+    """The file where the JVM of a query, report or stream writes its own lines."""
+    return config.state_dir / "spark-output.log"
+
+
+@contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Send this process's standard error (file descriptor 2, which child processes inherit) to
+    ``path`` (appended) while the block runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "ab") as log:
+            os.dup2(log.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def spark_error(error: BaseException) -> str:

@@ -33,11 +33,12 @@ def say(text: str) -> None:
     print(f"{time.strftime('%H:%M:%S')}  {text}", flush=True)
 
 
-def run_stream(config: LocalConfig, interval: str = "0 seconds") -> int:
+def run_stream(config: LocalConfig, interval: str = "0 seconds", output: str = "normal") -> int:
     """Runs until SIGINT or SIGTERM; returns the exit status. The caller holds ``state_dir``
-    (local.state_lock)."""
+    (local.state_lock). ``output``: quiet (the polls with failing tags, and the stop), normal (the
+    polls with news, else one every 30 s) or verbose (every poll, and Spark's own lines)."""
     stop = threading.Event()
-    spark = local_session(config)
+    spark = local_session(config, verbose=output == "verbose")
     # After the session: pyspark's own SIGINT handler would cancel the poll under way.
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -50,8 +51,9 @@ def run_stream(config: LocalConfig, interval: str = "0 seconds") -> int:
                  .writeStream.format("parquet").partitionBy(*UPDATES.partition_cols).trigger(processingTime=interval)
                  .option("checkpointLocation", str(config.state_dir / "checkpoints" / UPDATES.name))
                  .toTable(UPDATES.name))
-        say(f"streaming PI updates into {UPDATES.name}; Ctrl-C stops")
-        progress = _PollReporter(store)
+        if output != "quiet":
+            say(f"streaming PI updates into {UPDATES.name}; Ctrl-C stops")
+        progress = _PollReporter(store, output)
         while query.isActive and not stop.wait(1.0):
             progress.show(query.recentProgress)
         if query.exception() is not None:
@@ -59,7 +61,8 @@ def run_stream(config: LocalConfig, interval: str = "0 seconds") -> int:
             return 1
         _stop_between_polls(query, store)
         progress.show(query.recentProgress)
-        say("stopped; the next start resumes after the last committed poll")
+        if output != "quiet":
+            say("stopped; the next start resumes after the last committed poll")
         return 0
     finally:
         spark.stop()
@@ -83,23 +86,29 @@ def _stop_between_polls(query, store: MarkerStore, timeout: float = 120.0) -> No
 
 
 class _PollReporter:
-    """Prints the polls with news (events or problems) as they commit; without news, one every 30 s."""
+    """Prints the polls as they commit: with ``output`` normal, those with news (events or
+    problems) and, without news, one every 30 s; verbose, every poll; quiet, those with failing tags."""
 
-    def __init__(self, store: MarkerStore):
-        self.store, self.shown, self.quiet_since = store, -1, time.monotonic()
+    def __init__(self, store: MarkerStore, output: str = "normal"):
+        self.store, self.output, self.shown, self.quiet_since = store, output, -1, time.monotonic()
 
     def show(self, recent: list[dict]) -> None:
         for progress in recent:
             if progress["batchId"] <= self.shown:
                 continue
             self.shown = progress["batchId"]
-            line, news = self._line(progress)
-            if news or time.monotonic() - self.quiet_since > 30:
+            line, news, failing = self._line(progress)
+            if self.output == "quiet":
+                shown = failing
+            else:
+                shown = self.output == "verbose" or news or time.monotonic() - self.quiet_since > 30
+            if shown:
                 say(line)
                 self.quiet_since = time.monotonic()
 
-    def _line(self, progress: dict) -> tuple[str, bool]:
-        """A poll's line (events, rate, tags recovered or failing, read latency), and whether it has news."""
+    def _line(self, progress: dict) -> tuple[str, bool, bool]:
+        """A poll's line (events, rate, tags recovered or failing, read latency), whether it has
+        news, and whether a tag failed."""
         poll = int(progress["batchId"]) + 1  # batch 0 is poll 1 (the offsets start at poll 0)
         found = poll_summary(self.store, poll)
         seconds = progress["durationMs"].get("triggerExecution", 0) / 1000
@@ -108,4 +117,4 @@ class _PollReporter:
         rate = progress.get("processedRowsPerSecond") or 0
         line = (f"poll {poll}: {progress['numInputRows']:,} events in {seconds:.2f} s ({rate:,.0f}/s), "
                 f"{found['recovered']} tags recovered, {found['failed']} failing{latency}")
-        return line, bool(progress["numInputRows"] or found["recovered"] or found["failed"])
+        return line, bool(progress["numInputRows"] or found["recovered"] or found["failed"]), bool(found["failed"])

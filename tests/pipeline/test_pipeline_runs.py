@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -299,19 +300,88 @@ def test_event_frames_silver_has_duration_elements_and_attribute_values(runs, sp
 CHROMIUM = Path("/usr/bin/chromium")
 
 
+def zoned(moment: datetime) -> str:
+    """A timestamp as the report shows it: this machine's zone (the report's Spark session's), with
+    its offset."""
+    local = moment.astimezone()
+    offset = local.strftime("%z")
+    return local.strftime("%Y-%m-%d %H:%M:%S ") + offset[:3] + ":" + offset[3:]
+
+
+def behind_bounds(text: str) -> tuple[int, int]:
+    """The seconds a freshness text ("42 s", "7 min", "3 h 5 min", "400 d 2 h") can stand for."""
+    units = {"d": 86_400, "h": 3_600, "min": 60, "s": 1}
+    parts = re.findall(r"(\d+) (d|h|min|s)\b", text)
+    assert parts and " ".join(f"{n} {u}" for n, u in parts) == text, text
+    low = sum(int(n) * units[u] for n, u in parts)
+    return low, low + units[parts[-1][1]]
+
+
+def report_oracle(spark, warehouse: Path) -> dict:
+    """What each panel must show, computed here from the tables' parquet files (not the
+    dashboard's SQL)."""
+    def rows(name):
+        return [r.asDict() for r in spark.read.parquet(str(warehouse / name)).collect()]
+
+    def utc(moment: datetime) -> datetime:
+        return moment.replace(tzinfo=timezone.utc)  # this module's session reads in UTC
+
+    log, silver, quarantine = rows("pi_ingestion_log"), rows("pi_timeseries_silver"), rows("pi_timeseries_quarantine")
+    latest: dict[str, datetime] = {}
+    latest_by_name: dict[str, datetime] = {}
+    for r in silver:
+        latest[r["web_id"]] = max(latest.get(r["web_id"], utc(r["timestamp"])), utc(r["timestamp"]))
+        latest_by_name[r["name"]] = max(latest_by_name.get(r["name"], utc(r["timestamp"])), utc(r["timestamp"]))
+    window_end = utc(max(r["read_to"] for r in log if r["read_to"] is not None))
+    last_batch = max(r["batch"] for r in log)
+    per_batch = Counter()
+    for r in log:
+        per_batch[r["batch"]] += r["values_landed"]
+    by_tag = Counter(r["name"] for r in quarantine)
+    top = sorted(by_tag, key=lambda tag: (-by_tag[tag], tag))[:20]
+    metrics: dict[str, dict[datetime, list[float]]] = {}  # rule -> run -> the pass rates of its rows
+    for r in rows("pi_quality_metrics"):
+        judged = metrics.setdefault(r["rule"], {}).setdefault(r["landed_at"], [])
+        if r["passed"] + r["failed"]:
+            judged.append(r["passed"] / (r["passed"] + r["failed"]))
+    return {
+        "headline": {
+            "values_landed": sum(r["values_landed"] for r in log), "silver_values": len(silver),
+            "quarantined_values": len(quarantine),
+            "pass_rate": round(100 * len(silver) / (len(silver) + len(quarantine)), 2),
+            "stale_tags": sum(1 for r in rows("pi_points") if r["web_id"] not in latest
+                              or latest[r["web_id"]] < window_end - timedelta(hours=1)),
+            "failed_tags": sum(r["tags_failed"] for r in log if r["batch"] == last_batch)},
+        "ingestion": dict(sorted(per_batch.items())),
+        "quarantine_reasons": Counter(rule for r in quarantine for rule in r["failed_rules"]),
+        "quarantine_tags": {tag: Counter(" + ".join(sorted(r["failed_rules"])) for r in quarantine if r["name"] == tag)
+                            for tag in top},
+        # the oldest latest value first (whole seconds, as unix_timestamp counts them), then by name
+        "freshness": sorted(latest_by_name.items(), key=lambda item: (int(item[1].timestamp()), item[0]))[:200],
+        "failed_tags": sorted(((r["batch"], zoned(utc(r["started_at"])) if r["started_at"] else "", tag, error) for r in log
+                               for tag, error in (r["failed_tags"] or {}).items()),
+                              key=lambda row: (-row[0], row[2])),
+        "pass_rate": {rule: [sum(v) / len(v) if v else None for _, v in sorted(runs.items())]
+                      for rule, runs in metrics.items()},
+    }
+
+
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium); .ci/run installs it")
-def test_the_report_draws_every_panel_with_data_in_headless_chromium(runs, tmp_path):
+def test_the_report_shows_in_each_panel_the_numbers_the_tables_hold(runs, spark, tmp_path):
+    """``pi-lakeflow report`` drawn in headless chromium; each panel's numbers, as drawn, against
+    the tables; a screenshot is saved beside the report."""
     from playwright.sync_api import sync_playwright
 
     from pi_lakeflow.local.report import load_dashboard, local_widgets
 
     out = tmp_path / "report.html"
     command = [sys.executable, "-m", "pi_lakeflow.cli", "report", "--config", str(runs["config"].path), "--out", str(out)]
+    before = datetime.now(timezone.utc)
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    after = datetime.now(timezone.utc)
     assert done.returncode == 0, done.stderr
-    assert "no rows yet" not in done.stdout
+    assert done.stderr == "", done.stderr  # Spark's own lines go to state_dir/spark-output.log
     local, workspace_only = local_widgets(load_dashboard())
-    widgets = [item["widget"]["name"] for item in local]
     assert [item["widget"]["name"] for item in workspace_only] == ["pipeline_updates"]  # the event log's
     assert "Only on the deployed dashboard" in out.read_text()
     errors: list[str] = []
@@ -323,18 +393,69 @@ def test_the_report_draws_every_panel_with_data_in_headless_chromium(runs, tmp_p
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
         page.goto(out.as_uri(), wait_until="load")
-        drawn = page.evaluate("""() => [...document.querySelectorAll('section.panel')].map(section => {
-            const chart = section.querySelector('.js-plotly-plot');
-            const traces = chart ? chart.data : [];
-            const points = traces.reduce((n, t) => n + (t.type === 'table' ? t.cells.values[0].length : t.x.length), 0);
-            return {name: section.dataset.panel, svg: !!(chart && chart.querySelector('svg.main-svg')), points};
-        })""")
+        drawn = page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('section.panel')].map(s => {
+            const chart = s.querySelector('.js-plotly-plot');
+            const counter = s.querySelector('.counter');
+            return [s.dataset.panel, {
+                title: s.querySelector('h2').textContent, description: s.querySelector('.description').textContent,
+                counter: counter ? counter.dataset.value : null, svg: !!(chart && chart.querySelector('svg.main-svg')),
+                traces: chart ? chart.data.map(t => t.type === 'table' ? {cells: t.cells.values}
+                                                                       : {name: t.name, x: t.x, y: t.y}) : [],
+                yaxis: chart ? (chart.layout.yaxis || {}).type : null,
+                order: chart ? (chart.layout.xaxis || {}).categoryarray : null}];
+        }))""")
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         browser.close()
     assert errors == []
-    assert [d["name"] for d in drawn] == widgets
-    assert all(d["svg"] and d["points"] > 0 for d in drawn), drawn
     assert (tmp_path / "report.png").stat().st_size > 10_000
+    assert list(drawn) == [item["widget"]["name"] for item in local]
+    for item in local:  # every panel titled and explained, as on the dashboard
+        frame = item["widget"]["spec"]["frame"]
+        assert drawn[item["widget"]["name"]]["title"] == frame["title"] and frame["description"]
+        assert drawn[item["widget"]["name"]]["description"] == frame["description"]
+    truth = report_oracle(spark, runs["config"].warehouse)
+
+    for name, expected in truth["headline"].items():
+        shown = drawn[f"headline_{name}"]["counter"]
+        assert float(shown) == pytest.approx(expected), (name, shown, expected)
+    assert truth["headline"]["failed_tags"] == 1  # run 3's name the server does not have
+    assert truth["headline"]["quarantined_values"] > 0
+
+    ingestion = drawn["ingestion"]
+    assert len(ingestion["traces"]) == 1 and ingestion["svg"]
+    assert dict(zip(ingestion["traces"][0]["x"], ingestion["traces"][0]["y"])) == truth["ingestion"]
+    landed = list(truth["ingestion"].values())
+    assert (ingestion["yaxis"] == "log") == (max(landed) >= 100 * min(v for v in landed if v > 0))
+    assert ingestion["yaxis"] == "log"  # these runs: a 6 h back-fill, then far smaller runs
+
+    reasons = drawn["quarantine_reasons"]
+    assert dict(zip(reasons["traces"][0]["x"], reasons["traces"][0]["y"])) == truth["quarantine_reasons"]
+    assert reasons["order"] == sorted(truth["quarantine_reasons"], key=lambda r: (-truth["quarantine_reasons"][r], r))
+
+    tags = drawn["quarantine_tags"]
+    expected = truth["quarantine_tags"]
+    assert tags["order"] == list(expected)  # ranked by quarantined values, most first
+    shown: dict[str, Counter] = {}
+    for trace in tags["traces"]:  # one trace per combination of rules; a value counted once
+        for tag, count in zip(trace["x"], trace["y"]):
+            shown.setdefault(tag, Counter())[trace["name"]] += count
+    assert shown == expected
+
+    table = drawn["freshness"]["traces"][0]["cells"]
+    assert table[0] == [tag for tag, _ in truth["freshness"]]
+    assert table[1] == [zoned(moment) for _, moment in truth["freshness"]]
+    for (tag, moment), text in zip(truth["freshness"], table[2]):
+        low, high = behind_bounds(text)
+        assert low <= (after - moment).total_seconds() and (before - moment).total_seconds() < high + 1, (tag, text)
+
+    failed = drawn["failed_tags"]["traces"][0]["cells"]
+    assert list(zip(*failed)) == [(str(b), started, tag, error) for b, started, tag, error in truth["failed_tags"]]
+    assert any(runs["failing"].name == tag for _, _, tag, _ in truth["failed_tags"])
+
+    rates = {trace["name"]: trace["y"] for trace in drawn["pass_rate"]["traces"]}
+    assert set(rates) == set(truth["pass_rate"])
+    for rule, values in truth["pass_rate"].items():
+        assert rates[rule] == pytest.approx(values), rule
 
 
 def test_full_refresh_starts_every_table_and_cursor_over(runs, spark):

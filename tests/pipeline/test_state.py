@@ -92,6 +92,38 @@ def test_a_long_read_reports_how_far_its_tasks_are_and_says_when_no_slice_finish
     watcher.report()
     line = capsys.readouterr().out
     assert "reading, 0/4 partitions done; 1,200 values landed so far, 20% of the window read, about 8 min left" in line
-    watcher.news -= engine.QUIET_SECONDS  # no task read a slice since
+    watcher.moved -= engine.QUIET_SECONDS  # no task read a slice since
+    watcher.news -= engine.QUIET_SECONDS
+    watcher.report()
+    assert "no time slice finished for 30 s" in capsys.readouterr().out
+
+
+def test_on_a_terminal_a_long_read_is_a_bar_with_values_tags_and_time_left(tmp_path, capsys):
+    """The watcher with ``bar``: a progress line every report, marked for runner.relay to draw in
+    place; finished partitions still print their line, and a stalled read still says so."""
+    from pi_lakeflow.local import engine, runner
+
+    store = StateStore(tmp_path)
+    store.write_plan(PlanInfo(1, END, 2, 10, {}, 0), plan_rows(1))  # a and b in partition 0; c kept aside
+    watcher = engine.PartitionWatcher(store, 0, bar=True)
+    watcher.report()
+    assert capsys.readouterr().out.endswith("0%  0 values  0/2 tags  estimating\n")  # no slice read yet
+    watcher.planned[1] -= 60
+    store.write_progress(1, 0, PartProgress(1_000, 900, 0.5))
+    watcher.report()
+    bar = capsys.readouterr().out
+    assert bar == runner.PROGRESS_MARK + "batch 1 [#####...............]  25%  900 values  0/2 tags  3 min left\n"
+    store.write_outcome(1, 0, pa.Table.from_pylist([
+        {"web_id": "A", "name": "a", "partition": 0, "origin_ns": 0, "cursor_ns": END, "read_from_ns": 0,
+         "values_read": 1_000, "values_landed": 900},
+        {"web_id": "B", "name": "b", "partition": 0, "origin_ns": 0, "cursor_ns": END, "read_from_ns": 1,
+         "values_read": 0, "values_landed": 0}], schema=OUTCOME), PartStats(END, 1.5, 2, 1, 100))
+    store.write_progress(1, 0, PartProgress(1_000, 900, 1.0))
+    watcher.report()
+    lines = capsys.readouterr().out.splitlines()
+    assert "batch 1: partition 0 read (1 of 2): 2 tags, 900 values landed" in lines[0]
+    assert lines[1].startswith(runner.PROGRESS_MARK + "batch 1 [##########..........]  50%  900 values  2/2 tags")
+    watcher.moved -= engine.QUIET_SECONDS
+    watcher.news -= engine.QUIET_SECONDS
     watcher.report()
     assert "no time slice finished for 30 s" in capsys.readouterr().out
