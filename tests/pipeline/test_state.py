@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import pyarrow as pa
 import pytest
 
@@ -127,3 +130,42 @@ def test_on_a_terminal_a_long_read_is_a_bar_with_values_tags_and_time_left(tmp_p
     watcher.news -= engine.QUIET_SECONDS
     watcher.report()
     assert "no time slice finished for 30 s" in capsys.readouterr().out
+
+
+def test_the_files_a_killed_run_left_uncommitted_are_found_through_the_sink_log(tmp_path):
+    """local.uncommitted over a file-sink log as Spark writes it: batches 0-9 compacted into
+    ``9.compact`` (older batch files may remain), batch 10 adds a file and deletes one; the files
+    in the folder that the log does not hold are the uncommitted ones. A folder whose log names
+    files elsewhere (moved) yields none."""
+    from pi_lakeflow.local.uncommitted import committed_files, remove_uncommitted, uncommitted_files
+
+    table = tmp_path / "warehouse" / "pi_timeseries"
+    log = table / "_spark_metadata"
+    (table / "date=2024-05-01").mkdir(parents=True)
+    log.mkdir()
+
+    def entries(*pairs: tuple[str, str]) -> str:
+        return "v1\n" + "\n".join(json.dumps({"path": (table / name).as_uri(), "size": 1, "action": action})
+                                  for name, action in pairs) + "\n"
+
+    (log / "3").write_text(entries(("part-00000-a.parquet", "add")))  # compacted since
+    (log / "9.compact").write_text(entries(("part-00000-a.parquet", "add"),
+                                           ("date=2024-05-01/part-00000-b.parquet", "add"),
+                                           ("part-00000-c.parquet", "add")))
+    (log / "10").write_text(entries(("part-00000-d.parquet", "add"), ("part-00000-c.parquet", "delete")))
+    for name in ("part-00000-a.parquet", "date=2024-05-01/part-00000-b.parquet", "part-00000-d.parquet",
+                 "part-00000-killed.parquet", "date=2024-05-01/part-00001-killed.parquet"):
+        (table / name).write_bytes(b"PAR1")
+    (table / ".part-00000-killed.parquet.crc").write_bytes(b"crc")
+    assert committed_files(table) == {table / "part-00000-a.parquet", table / "date=2024-05-01/part-00000-b.parquet",
+                                      table / "part-00000-d.parquet"}
+    assert uncommitted_files(table) == [table / "date=2024-05-01/part-00001-killed.parquet",
+                                        table / "part-00000-killed.parquet"]
+    assert committed_files(tmp_path) is None  # no log: not a streaming table's folder
+    moved = tmp_path / "moved"
+    shutil.copytree(table, moved / "pi_timeseries")
+    assert uncommitted_files(moved / "pi_timeseries") == []  # its log names the old place: nothing is touched
+    removed = remove_uncommitted(tmp_path / "warehouse")
+    assert [(r.table, r.files, r.bytes) for r in removed] == [("pi_timeseries", 2, 8)]
+    left = sorted(p.relative_to(table).as_posix() for p in table.rglob("*") if p.is_file() and "_spark" not in str(p))
+    assert left == ["date=2024-05-01/part-00000-b.parquet", "part-00000-a.parquet", "part-00000-d.parquet"]
