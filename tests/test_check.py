@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,12 +25,12 @@ PASSWORD = "Check-4e1a-pw!"
 ITEM_LIMIT = 50  # below what the read check asks for (pi.max_items_per_call), so it is learned
 
 
-def cli(*args: str, password: str | None = PASSWORD) -> subprocess.CompletedProcess:
+def cli(*args: str, password: str | None = PASSWORD, timeout: float = 300) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k != "PI_PASSWORD"}
     if password is not None:
         environment["PI_PASSWORD"] = password
     return subprocess.run([sys.executable, "-m", "pi_lakeflow.cli", *args], capture_output=True, text=True,
-                          timeout=120, env=environment)
+                          timeout=timeout, env=environment)
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +124,12 @@ def test_a_run_whose_selection_finds_no_tag_is_bad_input(tmp_path, server):
     assert result.returncode == 2
     assert result.stderr.startswith(f"pi-lakeflow run: {path}: the settings select no tag on the server")
     assert "--allow-no-tags" in result.stderr and not (tmp_path / "pi-state" / "warehouse").exists()
+    streams = tmp_path / "stream"
+    streams.mkdir()
+    refused = cli("stream", "--config", str(config(streams, server.url, **{"pi.tags.name_filter": "*.PV",
+                                                                            "pi.tables": "updates"})))
+    assert refused.returncode == 2 and "the settings select no tag" in refused.stderr, refused.stderr
+    assert "--allow-no-tags" in refused.stderr and len(refused.stderr.splitlines()) == 1
     allowed = cli("run", "--config", str(path), "--allow-no-tags", "--quiet")  # asked for: it runs, lands nothing
     assert allowed.returncode == 0, allowed.stdout[-3000:] + allowed.stderr[-3000:]
     assert re.search(r"run completed in [\d.]+ s: 0 values landed; 0 tags complete, 0 failed$", allowed.stdout)
@@ -155,7 +162,20 @@ def test_run_output_quiet_verbose_and_the_json_summary(tmp_path):
         assert found["tables"]["pi_timeseries"] == {"rows": landed, "added": landed}
         assert found["tables"]["pi_points"]["rows"] == 20
         server.api.clock.advance(36_000_000_000)  # an hour on: the next run has values to land
+        # What a killed run leaves in a streaming table's folder: files its log never committed, a
+        # whole one and one cut short (a plain parquet reader would count the first twice, and fail
+        # on the second). The next run removes them before it starts.
+        table = tmp_path / "pi-state" / "warehouse" / "pi_timeseries"
+        committed = next(table.rglob("part-*.parquet"))
+        shutil.copy(committed, committed.with_name("part-00000-killed-c000.snappy.parquet"))
+        committed.with_name("part-00001-killed-c000.snappy.parquet").write_bytes(b"PAR1")
         verbose = cli("run", "--config", str(path), "--verbose")
         assert verbose.returncode == 0
         assert "pi_timeseries is RUNNING." in verbose.stdout and "Importing" in verbose.stdout
         assert "Using incubator modules" in verbose.stderr
+        assert re.search(r"^removed 2 files \([\d.]+ MB\) that a killed run left uncommitted in pi_timeseries$",
+                         verbose.stdout, re.M), verbose.stdout
+        plain = pq.read_table(table).num_rows  # a plain parquet reader: no log, every file in the folder
+        counted = re.search(r"pi_timeseries\s+([\d,]+)\s", verbose.stdout.split("tables (rows now")[1]).group(1)
+        assert plain == int(counted.replace(",", "")) == landed + int(re.search(
+            r"run completed in [\d.]+ s: ([\d,]+) values landed", verbose.stdout).group(1).replace(",", ""))

@@ -36,6 +36,7 @@ from pi_client import RetryPolicy, data_servers
 
 from pi_lakeflow.config import settings as settings_module
 from pi_lakeflow.config.connection import connect
+from pi_lakeflow.local.uncommitted import Removed, remove_uncommitted
 from pi_lakeflow.runtime.discovery import select_tags
 from pi_lakeflow.config.settings import REFERENCES_VARIABLE, Settings, SettingsError, references
 
@@ -242,6 +243,7 @@ def run_pipeline(config: LocalConfig, full_refresh: bool = False, output: str = 
     ``state_dir`` (:func:`state_lock`)."""
     if full_refresh:
         reset(config)
+    say_removed(remove_uncommitted(config.warehouse), output)
     config.metastore.mkdir(parents=True, exist_ok=True)
     spec = write_spec(config)
     status = spec.parent / "exit-status"
@@ -267,6 +269,13 @@ def run_pipeline(config: LocalConfig, full_refresh: bool = False, output: str = 
     finally:
         for thread in relays:
             thread.join(timeout=5)
+
+
+def say_removed(removed: list[Removed], output: str) -> None:
+    """One line per table from which uncommitted files were removed (not with ``output`` quiet)."""
+    for table in removed if output != "quiet" else []:
+        print(f"removed {table.files} file{'s' if table.files != 1 else ''} ({table.bytes / 1e6:,.1f} MB) that a "
+              f"killed run left uncommitted in {table.table}", flush=True)
 
 
 #: Lines of the JVM, Spark and its pipelines launcher that a run shows only when verbose.

@@ -19,7 +19,8 @@ import signal
 import threading
 import time
 
-from pi_lakeflow.local.runner import LocalConfig, local_session, spark_error
+from pi_lakeflow.local.runner import LocalConfig, local_session, say_removed, spark_error
+from pi_lakeflow.local.uncommitted import remove_uncommitted
 from pi_lakeflow.runtime.realtime import MarkerStore, poll_summary
 from pi_lakeflow.config.settings import configuration
 from pi_lakeflow.spark.sources import SOURCES
@@ -38,6 +39,7 @@ def run_stream(config: LocalConfig, interval: str = "0 seconds", output: str = "
     (local.state_lock). ``output``: quiet (the polls with failing tags, and the stop), normal (the
     polls with news, else one every 30 s) or verbose (every poll, and Spark's own lines)."""
     stop = threading.Event()
+    say_removed(remove_uncommitted(config.warehouse), output)
     spark = local_session(config, verbose=output == "verbose")
     # After the session: pyspark's own SIGINT handler would cancel the poll under way.
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}

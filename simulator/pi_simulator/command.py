@@ -7,6 +7,7 @@ the simulator they configure. Bad values end with one line and exit status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -69,9 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     server.add_argument("--auth", default="anonymous",
                         help="accepted schemes, comma-separated: anonymous, basic, bearer (default anonymous)")
     server.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD",
-                        help="a Basic user (repeatable; default piuser:pipassword)")
+                        help="a Basic user (repeatable; default piuser:pipassword); NAME:env:VAR takes the "
+                             "password from the environment variable VAR, off the process list")
     server.add_argument("--oidc-client", action="append", default=[], metavar="ID:SECRET",
-                        help="an OpenID Connect client for Bearer tokens (repeatable)")
+                        help="an OpenID Connect client for Bearer tokens (repeatable; ID:env:VAR as for --user)")
     server.add_argument("--tls-cert", default=None, help="serve HTTPS with this certificate (PEM)")
     server.add_argument("--tls-key", default=None, help="the certificate's private key (PEM)")
     faults = parser.add_argument_group("injected failures")
@@ -127,11 +129,17 @@ def build(args: argparse.Namespace) -> SimulatorServer:
 
 
 def _pairs(items: list[str], option: str, form: str) -> dict[str, str]:
+    """NAME:SECRET pairs; a SECRET written env:VAR is that environment variable's value."""
     pairs = {}
     for item in items:
         name, sep, secret = item.partition(":")
         if not sep or not name:
             raise UsageError(f"{option}: expected {form}, got a value without ':'")
+        if secret.startswith("env:"):
+            variable = secret[len("env:"):]
+            if not os.environ.get(variable):
+                raise UsageError(f"{option}: {name}'s secret is env:{variable}, and {variable} is not set")
+            secret = os.environ[variable]
         pairs[name] = secret
     return pairs
 
