@@ -251,7 +251,7 @@ def summary(store: StateStore, after_batch: int, started_ns: int) -> RunSummary:
     failed: list[str] = []
     missing: dict[str, str] = {}
     for batch in (b for b in store.batches() if b > after_batch):
-        info, _ = store.plan(batch)
+        info = store.plan_info(batch)
         missing.update(info.missing)
         for outcome, _ in store.outcomes(batch).values():
             tags += len(outcome)

@@ -2,7 +2,9 @@
 
 Spark checkpoints the stream's offset (``{"batch": n}``); what a batch means per tag lives here::
 
-    batches/00000007/plan.arrow          the plan, written on the driver before the batch runs
+    batches/00000007/plan.arrow          the plan, written on the driver before the batch runs: its
+                                         settings and the tags kept aside (not read in this batch)
+    batches/00000007/plan-00003.arrow    the plan's tags of partition 3 (its task reads only these)
     batches/00000007/part-00003.arrow    what partition 3 did, written by its task before its rows
     batches/00000007/progress-00003.json how far partition 3's task has read (after each time slice)
 
@@ -27,6 +29,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -110,6 +113,9 @@ class StateStore:
 
     # ---- plans -------------------------------------------------------------------------------
     def write_plan(self, info: PlanInfo, rows: pa.Table) -> None:
+        """Keeps a batch's plan: ``plan.arrow`` (the settings, and the tags of partition -1) and
+        one file per partition, so that a task reads its own tags only; ``plan.arrow`` last, since
+        its presence makes the batch planned (:meth:`batches`)."""
         # Batches from this one on are from an earlier attempt that never committed: history no
         # longer. A plan from no state (a new stream, a full refresh) starts a new history: every
         # other batch and the log go.
@@ -120,12 +126,26 @@ class StateStore:
         if new_history:
             shutil.rmtree(self.root / "log", ignore_errors=True)
         folder = self._batch_dir(info.batch)
+        shutil.rmtree(folder, ignore_errors=True)  # an attempt that never wrote its plan.arrow
+        rows = rows.cast(PLAN)
+        partition = rows["partition"].to_numpy()
+        order = np.argsort(partition, kind="stable")
+        rows, partition = rows.take(order), partition[order]
+        bounds = np.searchsorted(partition, np.arange(-1, info.partitions + 1))  # where -1, 0, 1, ... start
+        for number in range(info.partitions):
+            write_arrow(self._plan_part_path(info.batch, number),
+                        rows.slice(bounds[number + 1], bounds[number + 2] - bounds[number + 1]), {})
         meta = {"batch": info.batch, "end_ns": info.end_ns, "partitions": info.partitions,
                 "lookback_ns": info.lookback_ns, "missing": info.missing, "follows": info.follows,
                 "format": FORMAT}
-        write_arrow(folder / "plan.arrow", rows.cast(PLAN), meta)
+        write_arrow(folder / "plan.arrow", rows.slice(0, bounds[1]), meta)
 
-    def plan(self, batch: int) -> tuple[PlanInfo, pa.Table]:
+    def _plan_part_path(self, batch: int, partition: int) -> Path:
+        return self._batch_dir(batch) / f"plan-{partition:05d}.arrow"
+
+    def _plan_head(self, batch: int) -> tuple[PlanInfo, pa.Table]:
+        """The plan's settings and the rows of its ``plan.arrow``: the tags of partition -1 (a plan
+        written before the plan had a file per partition: every tag)."""
         path = self._batch_dir(batch) / "plan.arrow"
         table, meta = read_arrow(path)
         if meta.get("format") != FORMAT:
@@ -135,6 +155,23 @@ class StateStore:
                                    f"(pi-lakeflow run --full-refresh, or a full refresh on Databricks)")
         return PlanInfo(meta["batch"], meta["end_ns"], meta["partitions"], meta["lookback_ns"], meta["missing"],
                         meta["follows"]), table
+
+    def plan_info(self, batch: int) -> PlanInfo:
+        """A batch's plan without its tags (but those kept aside, read with it)."""
+        return self._plan_head(batch)[0]
+
+    def plan(self, batch: int) -> tuple[PlanInfo, pa.Table]:
+        """A batch's plan with every tag (the driver's view)."""
+        info, head = self._plan_head(batch)
+        parts = [read_arrow(path)[0] for path in sorted(self._batch_dir(batch).glob("plan-*.arrow"))]
+        return info, pa.concat_tables([head, *parts])
+
+    def plan_part(self, batch: int, partition: int) -> tuple[PlanInfo, pa.Table]:
+        """A batch's plan with the tags of one partition (a task's view)."""
+        info, head = self._plan_head(batch)
+        path = self._plan_part_path(batch, partition)
+        rows = read_arrow(path)[0] if path.is_file() else head.filter(pc.equal(head["partition"], partition))
+        return info, rows
 
     def batches(self) -> list[int]:
         """Batches that have a plan, oldest first."""
@@ -152,7 +189,7 @@ class StateStore:
         layout is not: without a start offset, Spark 4.0 and 4.1, the stream starts again from no
         state, a new history that removes it)."""
         try:
-            info, _ = self.plan(batch)
+            info = self.plan_info(batch)
         except StateFormatError:
             return False
         return len(self.finished_partitions(batch)) == info.partitions
@@ -196,13 +233,13 @@ class StateStore:
         Batch 0 is the empty state before the first batch."""
         if batch == 0:
             return PLAN.empty_table()
-        info, plan = self.plan(batch)
+        info, head = self._plan_head(batch)
         outcomes = self.outcomes(batch)
         missing = [p for p in range(info.partitions) if p not in outcomes]
         if missing:
             raise RuntimeError(f"batch {batch} is committed but partitions {missing} left no outcome under "
                                f"{self._batch_dir(batch)}; the state folder was changed by hand?")
-        kept = plan.filter(pc.equal(plan["partition"], -1))
+        kept = head.filter(pc.equal(head["partition"], -1))
         return pa.concat_tables([kept, *(t.select(STATE_FIELDS).cast(PLAN) for t, _ in outcomes.values())])
 
     def prune(self, keep_from: int) -> None:
@@ -310,7 +347,7 @@ def ingestion_log(store: StateStore) -> pa.Table:
 
 def log_rows(store: StateStore, batch: int) -> pa.Table:
     """INGESTION_LOG rows of one finished batch."""
-    info, _ = store.plan(batch)
+    info = store.plan_info(batch)
     rows = []
     if info.missing:
         rows.append({"batch": batch, "partition": -1, "tags": len(info.missing), "tags_failed": len(info.missing),

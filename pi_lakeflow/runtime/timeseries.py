@@ -109,8 +109,8 @@ def read_partition(client: PiClient, store: StateStore, batch: int, partition: i
     """
     started_ns, started = time.time_ns(), time.perf_counter()
     before = client.transport.stats.snapshot()
-    info, plan = store.plan(batch)
-    progress = _PartitionRead(plan.filter(pc.equal(plan["partition"], partition)).to_pylist(), info.lookback_ns)
+    info, plan = store.plan_part(batch, partition)
+    progress = _PartitionRead(plan.to_pylist(), info.lookback_ns)
     target = client.limits.values_per_batch
     first = slice_start = int(progress.read_from.min())
     length = _first_slice(progress.rows, target)

@@ -93,7 +93,7 @@ class TimeSeriesReader(DataSourceStreamReader):
     def partitions(self, start: dict, end: dict) -> list[BatchPartition]:
         if end["batch"] == start["batch"]:  # Spark asks for the first batch even when nothing is due
             return []
-        info = self.store.plan(end["batch"])[0] if end["batch"] in self.store.batches() else None
+        info = self.store.plan_info(end["batch"]) if end["batch"] in self.store.batches() else None
         # Planned without start (Spark 4.0, 4.1) over another history, or its plan is gone: plan it again.
         if info is None or info.follows != start["batch"]:
             info = self._plan(start["batch"], end["batch"])

@@ -169,3 +169,35 @@ def test_the_files_a_killed_run_left_uncommitted_are_found_through_the_sink_log(
     assert [(r.table, r.files, r.bytes) for r in removed] == [("pi_timeseries", 2, 8)]
     left = sorted(p.relative_to(table).as_posix() for p in table.rglob("*") if p.is_file() and "_spark" not in str(p))
     assert left == ["date=2024-05-01/part-00000-b.parquet", "part-00000-a.parquet", "part-00000-d.parquet"]
+
+
+def test_a_task_reads_only_its_partition_of_the_plan_and_a_one_file_plan_still_reads(tmp_path):
+    """write_plan keeps one file per partition (at 100,000 tags the digests make the plan tens of
+    megabytes, and every task read all of it); plan() is still every tag, plan_part() one
+    partition's; a plan written as one file (before this layout) reads the same."""
+    from pi_lakeflow.runtime.state import FORMAT, write_arrow
+
+    rows = pa.Table.from_pylist([
+        {"web_id": "D", "name": "d", "partition": 1, "origin_ns": 0, "cursor_ns": 9, "read_from_ns": 2},
+        *plan_rows(1).to_pylist()], schema=PLAN)  # partitions 1, 0, 0, -1: not in order
+    info = PlanInfo(1, END, 2, 10, {}, 0)
+    store = StateStore(tmp_path / "parts")
+    store.write_plan(info, rows)
+    folder = tmp_path / "parts" / "batches" / "00000001"
+    assert sorted(p.name for p in folder.iterdir()) == ["plan-00000.arrow", "plan-00001.arrow", "plan.arrow"]
+    assert store.plan_info(1) == info
+    assert [r["web_id"] for r in store.plan_part(1, 0)[1].to_pylist()] == ["A", "B"]
+    assert [r["web_id"] for r in store.plan_part(1, 1)[1].to_pylist()] == ["D"]
+    assert sorted(store.plan(1)[1]["web_id"].to_pylist()) == ["A", "B", "C", "D"]
+    one_file = StateStore(tmp_path / "one")
+    meta = {"batch": 1, "end_ns": END, "partitions": 2, "lookback_ns": 10, "missing": {}, "follows": 0,
+            "format": FORMAT}
+    write_arrow(tmp_path / "one" / "batches" / "00000001" / "plan.arrow", rows, meta)
+    assert one_file.plan_info(1) == info and one_file.plan(1)[1].num_rows == 4
+    assert [r["web_id"] for r in one_file.plan_part(1, 0)[1].to_pylist()] == ["A", "B"]
+    for each in (store, one_file):  # the tags kept aside survive into the state after the batch
+        for partition, tags in ((0, ["A", "B"]), (1, ["D"])):
+            outcome = each.plan_part(1, partition)[1].append_column("values_read", pa.array([0] * len(tags), pa.int64()))
+            outcome = outcome.append_column("values_landed", pa.array([0] * len(tags), pa.int64()))
+            each.write_outcome(1, partition, outcome, PartStats(END, 1.0, 1, 0, 10))
+        assert sorted(each.tag_state(1)["web_id"].to_pylist()) == ["A", "B", "C", "D"]
