@@ -141,7 +141,7 @@ class Terminal(io.StringIO):
 def test_the_relay_draws_the_progress_bar_in_place_on_a_terminal_and_drops_it_elsewhere(monkeypatch):
     """runner.relay over the lines a driver prints: the bar's lines are drawn over each other (cut
     to the terminal's width) and erased by the next line; into a file or pipe they are left out."""
-    from pi_lakeflow.local.runner import PROGRESS_MARK, relay
+    from pi_lakeflow.local.runner import PROGRESS_MARK, DrawnBar, relay
 
     monkeypatch.setattr(shutil, "get_terminal_size", lambda *args: os.terminal_size((30, 24)))
     driver = ["07:00:01  phase 1 of 2\n", f"{PROGRESS_MARK}batch 1 [#.......]  10%  1,000 values\n",
@@ -152,6 +152,12 @@ def test_the_relay_draws_the_progress_bar_in_place_on_a_terminal_and_drops_it_el
     assert terminal.getvalue() == ("07:00:01  phase 1 of 2\n\r\x1b[Kbatch 1 [#.......]  10%  1,00"  # 29 columns
                                    "\r\x1b[Kbatch 1 [####....]  50%  5,00"
                                    "\r\x1b[K07:00:09  batch 1: partition 0 read (1 of 2)\n")
+    drawn = DrawnBar()  # stdout and stderr on one terminal: a line on stderr erases the bar too
+    out, err = Terminal(), Terminal()
+    relay(io.StringIO(driver[1]), out, verbose=False, drawn=drawn)
+    relay(io.StringIO("Exception in thread \"main\"\n"), err, verbose=False, drawn=drawn)
+    assert out.getvalue() == "\r\x1b[Kbatch 1 [#.......]  10%  1,00"
+    assert err.getvalue() == "\r\x1b[KException in thread \"main\"\n" and not drawn.shown
     piped = io.StringIO()
     relay(io.StringIO("".join(driver)), piped, verbose=True)
     assert piped.getvalue() == ("07:00:01  phase 1 of 2\n07:00:09  batch 1: partition 0 read (1 of 2)\n"

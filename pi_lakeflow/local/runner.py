@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterator, TextIO
 
@@ -260,7 +260,8 @@ def run_pipeline(config: LocalConfig, full_refresh: bool = False, output: str = 
                    REFERENCES_VARIABLE: references(config.configuration)}
     driver = subprocess.Popen(command, env=environment, cwd=str(config.state_dir), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, encoding="utf-8", errors="replace", bufsize=1)
-    relays = [threading.Thread(target=relay, args=(source, target, output == "verbose"), daemon=True)
+    drawn = DrawnBar()  # the terminal both relays write to
+    relays = [threading.Thread(target=relay, args=(source, target, output == "verbose", drawn), daemon=True)
               for source, target in ((driver.stdout, sys.stdout), (driver.stderr, sys.stderr))]
     for thread in relays:
         thread.start()
@@ -290,22 +291,34 @@ PROGRESS_MARK = "::pi-lakeflow-progress:: "
 _ERASE_LINE = "\r\x1b[K"
 
 
-def relay(source: IO[str], target: TextIO, verbose: bool) -> None:
+@dataclass
+class DrawnBar:
+    """Whether a progress bar is drawn on the terminal: the stdout and stderr relays share it, so
+    that a line on either erases the bar first."""
+
+    shown: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def relay(source: IO[str], target: TextIO, verbose: bool, drawn: DrawnBar | None = None) -> None:
     """Copy the driver's lines to ``target`` as they come, without SPARK_NOISE unless ``verbose``.
     A progress-bar line is drawn over the previous one (no newline) when ``target`` is a terminal,
-    cut to its width, and dropped otherwise; the next line replaces the bar."""
-    bar = False
+    cut to its width, and dropped otherwise; the next line, on this relay or another sharing
+    ``drawn``, replaces the bar."""
+    drawn = drawn or DrawnBar()
     for line in source:
-        if line.startswith(PROGRESS_MARK):
-            if target.isatty():
-                width = shutil.get_terminal_size().columns - 1
-                target.write(_ERASE_LINE + line[len(PROGRESS_MARK):].rstrip("\n")[:width])
+        with drawn.lock:
+            if line.startswith(PROGRESS_MARK):
+                if target.isatty():
+                    width = shutil.get_terminal_size().columns - 1
+                    target.write(_ERASE_LINE + line[len(PROGRESS_MARK):].rstrip("\n")[:width])
+                    target.flush()
+                    drawn.shown = True
+            elif verbose or not SPARK_NOISE.match(line):
+                erase = drawn.shown and target.isatty()
+                target.write((_ERASE_LINE if erase else "") + line)
                 target.flush()
-                bar = True
-        elif verbose or not SPARK_NOISE.match(line):
-            target.write((_ERASE_LINE if bar else "") + line)
-            target.flush()
-            bar = False
+                drawn.shown = drawn.shown and not erase
 
 
 #: Seconds the Spark driver may take to stop once the engine has recorded how the run ended.
