@@ -42,41 +42,51 @@ def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, follows
     """The plan of ``batch`` from ``previous``, the tag state after batch ``follows`` (usually
     the batch before it; 0: no state); None when no tag has anything to read (``end`` has not
     moved) and every selected name exists. ``now_ns`` is the server's clock
-    (PiClient.server_time): relative pi.start and pi.end (``*``) mean what they mean to PI."""
+    (PiClient.server_time): relative pi.start and pi.end (``*``) mean what they mean to PI.
+
+    Computed on columns (no Python loop over the tags: a million tags plan in seconds). A
+    selected tag the state knows keeps its state, with the name and point type the server gives
+    now; a new one starts at ``pi.start``; a tag the state knows but the selection no longer
+    holds is kept aside (partition -1) so that its cursor survives."""
     selected = select_tags(client, settings)
     index, count = settings.shard
-    mine = pa.array([shard_of(w, count) == index for w in selected.table["web_id"].to_pylist()], pa.bool_())
-    selected = Lookup(selected.table.filter(mine), selected.errors if index == 0 else {})
+    if count > 1:
+        mine = pa.array([shard_of(w, count) == index for w in selected.table["web_id"].to_pylist()], pa.bool_())
+        selected = Lookup(selected.table.filter(mine), selected.errors if index == 0 else {})
     end = settings.end_ns(now_ns)
     start = settings.start_ns(now_ns)
-    known = {row["web_id"]: row for row in previous.to_pylist()}
-    rows = []
-    for web_id, name, point_type in zip(*(selected.table[c].to_pylist() for c in ("web_id", "name", "point_type"))):
-        state = known.pop(web_id, None)
-        if state is None:
-            rows.append({"web_id": web_id, "name": name, "point_type": point_type, "origin_ns": start,
-                         "cursor_ns": None, "read_from_ns": start, "digest": None, "last_error": None,
-                         "rate": None})
-        else:
-            cursor = state["cursor_ns"]
-            read_from = state["origin_ns"] if cursor is None else max(state["origin_ns"], cursor - settings.lookback_ns)
-            rows.append({**state, "name": name, "point_type": point_type, "read_from_ns": read_from})
-    due, waiting = [], []
-    for row in rows:
-        moving = row["read_from_ns"] < end and (row["cursor_ns"] is None or row["cursor_ns"] < end)
-        (due if moving else waiting).append(row)
-    if not due and not selected.errors:  # a batch of selected names the server lacks logs them
+    chosen = selected.table
+    # Each selected tag's row in the state (null: a new tag). The digests, the big column, are
+    # taken once, in the plan's final order, through this index.
+    at = pc.index_in(chosen["web_id"], value_set=previous["web_id"])
+    known = previous.select(["origin_ns", "cursor_ns"]).take(at)
+    origin = pc.if_else(pc.is_null(at), start, known["origin_ns"])
+    cursor = known["cursor_ns"]
+    # A known tag reads from its cursor minus the look-back (never before its origin), or from its
+    # origin while it has no cursor (max_element_wise skips the null); a new tag from pi.start.
+    read_from = pc.max_element_wise(origin, pc.subtract(cursor, settings.lookback_ns))
+    rows = pa.table({"web_id": chosen["web_id"], "name": chosen["name"], "point_type": chosen["point_type"],
+                     "origin_ns": origin, "cursor_ns": cursor, "read_from_ns": read_from, "state": at.cast(pa.int64())})
+    moving = pc.and_(pc.less(read_from, end), pc.fill_null(pc.less(cursor, end), True))
+    due = rows.filter(moving)
+    if not len(due) and not selected.errors:  # a batch of selected names the server lacks logs them
         return None
     # Tags that start together share sub-requests, so a partition holds tags of one start where it can.
-    due.sort(key=lambda r: (r["read_from_ns"], r["web_id"]))
+    due = due.sort_by([("read_from_ns", "ascending"), ("web_id", "ascending")])
+    # Kept aside (partition -1): selected tags with nothing to read yet, and tags of the state the
+    # selection no longer holds (so that their cursors survive).
+    gone = pc.indices_nonzero(pc.invert(pc.is_in(previous["web_id"], value_set=chosen["web_id"])))
+    left = previous.select(["web_id", "name", "point_type", "origin_ns", "cursor_ns", "read_from_ns"]).take(gone)
+    order = pa.concat_tables([due, rows.filter(pc.invert(moving)), left.append_column("state", gone).cast(rows.schema)])
     size = settings.partition_size
-    for index, row in enumerate(due):
-        row["partition"] = index // size
-    for row in [*waiting, *known.values()]:
-        row["partition"] = -1
-    table = pa.Table.from_pylist([*due, *waiting, *known.values()], schema=PLAN)
+    partition = np.full(len(order), -1, np.int32)
+    partition[:len(due)] = np.arange(len(due)) // size
+    carried = previous.select(["digest", "last_error", "rate"]).take(order["state"])
+    plan = pa.table({**{name: order[name] for name in ("web_id", "name", "point_type")}, "partition": partition,
+                     **{name: order[name] for name in ("origin_ns", "cursor_ns", "read_from_ns")},
+                     **{name: carried[name] for name in carried.column_names}}, schema=PLAN)
     partitions = (len(due) + size - 1) // size
-    return PlanInfo(batch, end, partitions, settings.lookback_ns, dict(selected.errors), follows), table
+    return PlanInfo(batch, end, partitions, settings.lookback_ns, dict(selected.errors), follows), plan
 
 
 def plan_next(client: PiClient, settings: Settings, store: StateStore, follows: int, batch: int, now_ns: int

@@ -130,3 +130,62 @@ def test_windows_end_at_the_servers_now_whatever_this_machines_clock_says(tmp_pa
         assert current_rows(r for t in first + second for r in t.to_pylist()) == \
             Counter(truth_rows(truth, points, now_ns - 3 * HOUR, now_ns + HOUR))
         assert any(t.num_rows for t in second)
+
+
+def planned_by_hand(selected: list[dict], state: list[dict], settings, start: int, end: int) -> tuple[list, list]:
+    """The planning rules, tag by tag (the oracle of the column planner): a known tag reads from
+    its cursor minus the look-back, never before its origin, or from its origin without a cursor;
+    a new tag from pi.start; a tag is due when it starts before the end and its cursor is not at
+    the end yet; due tags sorted by (read_from, web_id) fill partitions of pi.partition_size;
+    the others, and the state's tags the selection no longer holds, are kept aside."""
+    known = {row["web_id"]: row for row in state}
+    due, aside = [], []
+    for tag in selected:
+        row = known.pop(tag["web_id"], None)
+        if row is None:
+            row = {"web_id": tag["web_id"], "origin_ns": start, "cursor_ns": None, "digest": None,
+                   "last_error": None, "rate": None}
+        cursor = row["cursor_ns"]
+        read_from = row["origin_ns"] if cursor is None else max(row["origin_ns"], cursor - settings.lookback_ns)
+        row = {**row, "name": tag["name"], "point_type": tag["point_type"], "read_from_ns": read_from}
+        (due if read_from < end and (cursor is None or cursor < end) else aside).append(row)
+    due.sort(key=lambda r: (r["read_from_ns"], r["web_id"]))
+    planned = [{**r, "partition": i // settings.partition_size} for i, r in enumerate(due)]
+    return planned, [{**r, "partition": -1} for r in aside + list(known.values())]
+
+
+def test_the_plan_follows_the_planning_rules_for_any_state(tmp_path):
+    """plan_batch (Arrow compute over the tag state) against planned_by_hand, over a real
+    selection from the simulator and 40 random states: new tags, tags without a cursor, cursors
+    at or past the end, tags the selection no longer holds, several look-backs and partition sizes."""
+    import random
+
+    from pi_lakeflow.runtime.discovery import select_tags
+    from pi_lakeflow.runtime.state import PLAN
+
+    rng = random.Random(19)
+    with make_server(PLANT) as server, PiClient(server.url) as client:
+        for trial in range(40):
+            settings = parse({"pi.url": server.url, "pi.state_path": str(tmp_path), "pi.start": "*-6h",
+                              "pi.partition_size": str(rng.randint(1, 9)),
+                              "pi.lookback": rng.choice(["0s", "1h", "2d"]), "pi.tags.name_filter": "*"})
+            end, start = settings.end_ns(NOW_NS), settings.start_ns(NOW_NS)
+            selected = select_tags(client, settings).table.to_pylist()
+            gone = [{"web_id": f"GONE{i}", "name": f"gone-{i}", "point_type": "Int32"} for i in range(rng.randint(0, 3))]
+            state = [{"web_id": tag["web_id"], "name": "an older name", "point_type": tag["point_type"],
+                      "partition": rng.randint(-1, 2), "origin_ns": start - rng.randint(0, 10 * HOUR),
+                      "cursor_ns": rng.choice([None, end, end + HOUR, end - rng.randint(1, 20 * HOUR)]),
+                      "read_from_ns": 0, "digest": rng.randbytes(rng.randint(0, 40)),
+                      "last_error": rng.choice([None, "HTTP 500"]), "rate": rng.choice([None, 1 / 60])}
+                     for tag in rng.sample(selected + gone, rng.randint(0, len(selected)))]
+            planned = plan_batch(client, settings, pa.Table.from_pylist(state, schema=PLAN), 1, 2, NOW_NS)
+            due, aside = planned_by_hand(selected, state, settings, start, end)
+            if not due:
+                assert planned is None, trial
+                continue
+            info, plan = planned
+            assert plan.schema == PLAN and info.partitions == due[-1]["partition"] + 1 and info.end_ns == end
+            rows = plan.to_pylist()
+            assert rows[:len(due)] == [{f: r[f] for f in PLAN.names} for r in due], trial  # order: the partitions
+            assert sorted(rows[len(due):], key=lambda r: r["web_id"]) == \
+                sorted(({f: r[f] for f in PLAN.names} for r in aside), key=lambda r: r["web_id"]), trial
