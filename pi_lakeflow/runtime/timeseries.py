@@ -58,8 +58,13 @@ def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, follows
     chosen = selected.table
     # Each selected tag's row in the state (null: a new tag). The digests, the big column, are
     # taken once, in the plan's final order, through this index.
-    at = pc.index_in(chosen["web_id"], value_set=previous["web_id"])
-    known = previous.select(["origin_ns", "cursor_ns"]).take(at)
+    if previous.num_rows:
+        at = pc.index_in(chosen["web_id"], value_set=previous["web_id"])
+        # The state's tags the selection no longer holds.
+        gone = pc.indices_nonzero(pc.invert(pc.is_in(previous["web_id"], value_set=chosen["web_id"])))
+    else:  # no state yet (pyarrow 15, the Databricks runtimes', crashes computing over a table of no rows)
+        at, gone = pa.nulls(len(chosen), pa.int32()), pa.array([], pa.uint64())
+    known = _rows_at(previous.select(["origin_ns", "cursor_ns"]), at)
     origin = pc.if_else(pc.is_null(at), start, known["origin_ns"])
     cursor = known["cursor_ns"]
     # A known tag reads from its cursor minus the look-back (never before its origin), or from its
@@ -73,20 +78,27 @@ def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, follows
         return None
     # Tags that start together share sub-requests, so a partition holds tags of one start where it can.
     due = due.sort_by([("read_from_ns", "ascending"), ("web_id", "ascending")])
-    # Kept aside (partition -1): selected tags with nothing to read yet, and tags of the state the
-    # selection no longer holds (so that their cursors survive).
-    gone = pc.indices_nonzero(pc.invert(pc.is_in(previous["web_id"], value_set=chosen["web_id"])))
+    # Kept aside (partition -1): selected tags with nothing to read yet, and the tags gone from the
+    # selection (so that their cursors survive).
     left = previous.select(["web_id", "name", "point_type", "origin_ns", "cursor_ns", "read_from_ns"]).take(gone)
     order = pa.concat_tables([due, rows.filter(pc.invert(moving)), left.append_column("state", gone).cast(rows.schema)])
     size = settings.partition_size
     partition = np.full(len(order), -1, np.int32)
     partition[:len(due)] = np.arange(len(due)) // size
-    carried = previous.select(["digest", "last_error", "rate"]).take(order["state"])
+    carried = _rows_at(previous.select(["digest", "last_error", "rate"]), order["state"])
     plan = pa.table({**{name: order[name] for name in ("web_id", "name", "point_type")}, "partition": partition,
                      **{name: order[name] for name in ("origin_ns", "cursor_ns", "read_from_ns")},
                      **{name: carried[name] for name in carried.column_names}}, schema=PLAN)
     partitions = (len(due) + size - 1) // size
     return PlanInfo(batch, end, partitions, settings.lookback_ns, dict(selected.errors), follows), plan
+
+
+def _rows_at(table: pa.Table, indices: pa.Array) -> pa.Table:
+    """``table.take(indices)``: a row of nulls where an index is null. From a table of no rows
+    (every index null), those rows are made here: pyarrow 15 crashes taking from one."""
+    if table.num_rows == 0:
+        return pa.table({field.name: pa.nulls(len(indices), field.type) for field in table.schema})
+    return table.take(indices)
 
 
 def plan_next(client: PiClient, settings: Settings, store: StateStore, follows: int, batch: int, now_ns: int
