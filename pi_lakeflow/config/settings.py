@@ -111,6 +111,16 @@ def _seconds(text: str) -> float:
     return value / NS_PER_SECOND
 
 
+def _step(text: str) -> int:
+    """A duration of at least a minute, or ``none`` (0: no bound)."""
+    if text.strip().lower() == "none":
+        return 0
+    value = _duration(text)
+    if value < 60 * NS_PER_SECOND:
+        raise ValueError(f"'{text}' must be at least 1m (or none: a back-fill in one batch)")
+    return value
+
+
 def _shard(text: str) -> tuple[int, int]:
     found = re.match(r"^\s*(\d+)\s*/\s*(\d+)\s*$", text)
     if not found or not int(found.group(1)) < int(found.group(2)):
@@ -195,6 +205,9 @@ class Settings:
     end: str = _key("pi.end", "*", "where each run stops: * is the PI server's now (its clock, not this machine's); ISO 8601 for a fixed end", _time)
     lookback_ns: int = _key("pi.lookback", "1h", "re-read this much before each tag's cursor to catch late, "
                                                  "edited and deleted values", _duration)
+    step_ns: int = _key("pi.step", "7d", "a back-fill reads at most this much of each tag's time per batch, and "
+                                        "each batch commits: the tables fill step by step and a stopped run "
+                                        "resumes after its last step (Spark 4.2 and later; none: one batch)", _step)
     partition_size: int = _key("pi.partition_size", "1000",
                                "tags per partition (one Spark task, about one request per 1,000 tags)", _positive_int)
     requests_per_second: float = _key("pi.requests_per_second", "0",

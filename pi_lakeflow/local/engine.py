@@ -62,15 +62,20 @@ class PartitionWatcher(threading.Thread):
     QUIET_SECONDS without a finished partition. Either way, when no task has finished a time slice
     for QUIET_SECONDS, a line says so."""
 
-    def __init__(self, store: StateStore, after_batch: int, bar: bool = False):
+    def __init__(self, store: StateStore, started_ns: int, bar: bool = False):
         super().__init__(daemon=True)
-        self.store, self.after_batch, self.bar = store, after_batch, bar
+        self.store, self.started_ns, self.bar = store, started_ns, bar
+        # The batch the run follows: the newest one kept (Spark runs it again when it was not
+        # committed, so a batch counts as the run's once a file of it is written in the run).
+        self.after_batch = max(store.batches(), default=1) - 1
+        self.first_batch: int | None = None
         self.stopped = threading.Event()
         self.seen: set[tuple[int, int]] = set()
         self.planned: dict[int, float] = {}  # batch -> when the watcher first saw its plan
         self.sizes: dict[int, tuple[int, int]] = {}  # batch -> (partitions, tags) of its plan
         self.tags_done: dict[int, int] = {}  # batch -> tags of its partitions done
         self.progress: dict[int, dict] = {}  # batch -> the tasks' progress files, as last read
+        self.steps: dict[int, int] = {}  # batch -> the steps of this run, as its plan counts them
         self.moved = time.monotonic()  # when a plan, a partition or a time slice last came
         self.news = time.monotonic()  # when the last line was printed
         self.lock = threading.Lock()  # report() runs in this thread and, before some events, in the main one
@@ -86,10 +91,16 @@ class PartitionWatcher(threading.Thread):
     def _report(self) -> None:
         for batch in [b for b in self.store.batches() if b > self.after_batch]:
             if batch not in self.planned:
+                if not self.store.written_since(batch, self.started_ns):
+                    continue
+                self.first_batch = batch if self.first_batch is None else self.first_batch
                 info, rows = self.store.plan(batch)
                 self.planned[batch] = self.moved = self.news = time.monotonic()
-                selected = rows.filter(pc.field("partition") >= 0).num_rows  # -1: tags kept aside
-                self.sizes[batch], self.tags_done[batch] = (info.partitions, selected), 0
+                due = rows.filter(pc.field("partition") >= 0)  # -1: tags kept aside
+                self.sizes[batch], self.tags_done[batch] = (info.partitions, due.num_rows), 0
+                self.steps[batch] = batch - self.first_batch + info.steps
+                if info.steps > 1 or batch > self.first_batch:
+                    say(self.step_line(batch, info, due))
             partitions = self.sizes[batch][0]
             finished = self.store.finished_partitions(batch)
             for partition in finished:
@@ -122,6 +133,20 @@ class PartitionWatcher(threading.Thread):
                 say(head + self.reading(batch, finished))
                 self.news = now
 
+    def step_line(self, batch: int, info, due) -> str:
+        """A batch of a back-fill in steps (pi.step): which step of how many, what it reads, and,
+        after the first, about how long the steps left take at the pace so far."""
+        step, steps = batch - self.first_batch + 1, self.steps[batch]
+        behind = pc.min(pc.coalesce(due["cursor_ns"], due["origin_ns"])).as_py()
+        line = f"batch {batch}: step {step} of {steps} of a back-fill (pi.step), {due.num_rows:,} tags"
+        if behind is not None:
+            line += f", from {time.strftime('%Y-%m-%d %H:%M', time.gmtime(behind / 1e9))} UTC to " \
+                    f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(info.end_ns / 1e9))} UTC; each step commits"
+        if step > 1:
+            pace = (time.monotonic() - self.planned[self.first_batch]) / (step - 1)
+            line += f"; about {duration(pace * (steps - step + 1))} left"
+        return line
+
     def reading(self, batch: int, finished: list[int]) -> str:
         """How far the batch has read: values landed, share of the window, time left."""
         values, share, left = self.estimate(batch, finished)
@@ -132,7 +157,9 @@ class PartitionWatcher(threading.Thread):
         time left."""
         values, share, left = self.estimate(batch, finished)
         filled = round(share * width)
-        return (f"batch {batch} [{'#' * filled}{'.' * (width - filled)}] {share:4.0%}  {values:,} values  "
+        label = f"batch {batch}" + (f" (step {batch - self.first_batch + 1}/{self.steps[batch]})"
+                                    if self.steps[batch] > 1 else "")
+        return (f"{label} [{'#' * filled}{'.' * (width - filled)}] {share:4.0%}  {values:,} values  "
                 f"{self.tags_done[batch]:,}/{self.sizes[batch][1]:,} tags  "
                 + (f"{left} left" if left else "estimating"))
 
@@ -243,27 +270,27 @@ def _count(number: int, thing: str) -> str:
     return f"{number:,} {thing}{'' if number == 1 else 's'}"
 
 
-def summary(store: StateStore, after_batch: int, started_ns: int) -> RunSummary:
-    """What the batches planned after ``after_batch`` did to their tags, the selected names the
-    server does not have, the catalog items that failed in reads since ``started_ns``; one
-    failure line each."""
-    landed = tags = 0
-    failed: list[str] = []
+def summary(store: StateStore, started_ns: int) -> RunSummary:
+    """What the batches planned or run again since ``started_ns`` did to their tags (a back-fill
+    in steps reads a tag in several: its last read says whether it failed), the selected names the
+    server does not have, the catalog items that failed in reads since then; one failure line each."""
+    landed = 0
+    last_error: dict[str, tuple[str, str | None]] = {}  # web_id -> (name, the error of its last read)
     missing: dict[str, str] = {}
-    for batch in (b for b in store.batches() if b > after_batch):
+    for batch in (b for b in store.batches() if store.written_since(b, started_ns)):
         info = store.plan_info(batch)
         missing.update(info.missing)
         for outcome, _ in store.outcomes(batch).values():
-            tags += len(outcome)
             landed += sum(outcome["values_landed"].to_pylist())
-            failed.extend(f"{name or web_id}: {error}" for name, web_id, error in
-                          zip(*(outcome[c].to_pylist() for c in ("name", "web_id", "last_error"))) if error)
+            last_error.update((web_id, (name or web_id, error)) for web_id, name, error in
+                              zip(*(outcome[c].to_pylist() for c in ("web_id", "name", "last_error"))))
+    failed = [f"{name}: {error}" for name, error in last_error.values() if error]
     log = store.catalog_log()
     items = [f"{table} {item}: {error}" for table, item, error, read_at in
              zip(*(log[c].to_pylist() for c in ("table", "item", "error", "read_at")))
              if read_at.timestamp() * 1e9 >= started_ns - 1e9 and not (table == "pi_points" and item in missing)]
     failures = failed + [f"{name}: not on the server ({error})" for name, error in missing.items()] + items
-    return RunSummary(values_landed=landed, tags_complete=tags - len(failed), tags_failed=len(failed),
+    return RunSummary(values_landed=landed, tags_complete=len(last_error) - len(failed), tags_failed=len(failed),
                       names_missing=len(missing), catalog_items_failed=len(items), failures=failures)
 
 
@@ -285,8 +312,7 @@ def main() -> int:
     spark = loopback_session()
     for key, value in spec.configuration.items():  # the pipeline configuration, as spark.conf
         spark.conf.set(key, value)
-    last_batch = max(store.batches(), default=0)
-    watcher = PartitionWatcher(store, last_batch, bar=args.progress == "bar")
+    watcher = PartitionWatcher(store, started_ns, bar=args.progress == "bar")
     phases = layers(parse(spec.configuration))
     tables = [table for phase in phases for table in phase]
     result = RunSummary()
@@ -316,7 +342,7 @@ def main() -> int:
             say("run failed: the flow events above say why")
             return result.status
         after = row_counts(spark, tables)
-        result = summary(store, last_batch, started_ns)
+        result = summary(store, started_ns)
         result.tables = {t: {"rows": rows, "added": rows - max(before.get(t, 0), 0)} for t, rows in after.items()}
         result.seconds = time.perf_counter() - started
         if args.output != "quiet":

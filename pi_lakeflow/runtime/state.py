@@ -35,12 +35,12 @@ import pyarrow.compute as pc
 
 from pi_lakeflow.tables.schemas import CATALOG_LOG, INGESTION_LOG, SPARK_TIMESTAMP, TAG_CURSORS
 
-#: One row per tag the plan knows. ``partition`` -1: known from an earlier batch, not selected
-#: now (kept so that its cursor survives). ``cursor_ns`` null: a new tag. ``digest``: the key
-#: (timestamp, ordinal) and hash of each value PI held in the look-back range before the cursor
-#: when it was read (timeseries.DIGEST_ENTRY, 20 bytes each; see landing.value_hashes).
+#: One row per tag of the state after a batch. ``partition`` -1: known from an earlier batch,
+#: not selected now (kept so that its cursor survives). ``cursor_ns`` null: a new tag. ``digest``:
+#: the key (timestamp, ordinal) and hash of each value PI held in the look-back range before the
+#: cursor when it was read (timeseries.DIGEST_ENTRY, 20 bytes each; see landing.value_hashes).
 #: ``rate``: values per second in the tag's last read (sizes the first time slice of a read).
-PLAN = pa.schema([
+STATE = pa.schema([
     pa.field("web_id", pa.string(), nullable=False),
     pa.field("name", pa.string()),
     pa.field("point_type", pa.string()),
@@ -52,14 +52,18 @@ PLAN = pa.schema([
     pa.field("last_error", pa.string()),
     pa.field("rate", pa.float64()),
 ])
+STATE_FIELDS = STATE.names
+
+#: One row per tag the plan knows: its state, and where this batch's read of it ends
+#: (``read_to_ns``: ``pi.step`` past its cursor in a back-fill; null: the plan's ``end_ns``).
+PLAN = pa.schema([*STATE, pa.field("read_to_ns", pa.int64())])
 
 #: What a partition's task did, one row per tag: the tag's state after the batch, and its counts.
 OUTCOME = pa.schema([
-    *PLAN,
+    *STATE,
     pa.field("values_read", pa.int64(), nullable=False),
     pa.field("values_landed", pa.int64(), nullable=False),
 ])
-STATE_FIELDS = [f.name for f in PLAN]
 
 
 #: The layout of the files (2: digests with keys, for the change log).
@@ -80,6 +84,7 @@ class PlanInfo:
     lookback_ns: int
     missing: dict[str, str]  # selected tag name -> why the server does not have it
     follows: int  # the batch whose tag state it was planned from (0: none, a new history)
+    steps: int = 1  # batches of at most pi.step that the tags' reads up to end_ns take, this one included
 
 
 @dataclass(frozen=True)
@@ -137,7 +142,7 @@ class StateStore:
                         rows.slice(bounds[number + 1], bounds[number + 2] - bounds[number + 1]), {})
         meta = {"batch": info.batch, "end_ns": info.end_ns, "partitions": info.partitions,
                 "lookback_ns": info.lookback_ns, "missing": info.missing, "follows": info.follows,
-                "format": FORMAT}
+                "steps": info.steps, "format": FORMAT}
         write_arrow(folder / "plan.arrow", rows.slice(0, bounds[1]), meta)
 
     def _plan_part_path(self, batch: int, partition: int) -> Path:
@@ -154,7 +159,7 @@ class StateStore:
                                    f"apart); a full refresh reads every tag again from pi.start "
                                    f"(pi-lakeflow run --full-refresh, or a full refresh on Databricks)")
         return PlanInfo(meta["batch"], meta["end_ns"], meta["partitions"], meta["lookback_ns"], meta["missing"],
-                        meta["follows"]), table
+                        meta["follows"], meta.get("steps", 1)), _as_plan(table)
 
     def plan_info(self, batch: int) -> PlanInfo:
         """A batch's plan without its tags (but those kept aside, read with it)."""
@@ -163,14 +168,14 @@ class StateStore:
     def plan(self, batch: int) -> tuple[PlanInfo, pa.Table]:
         """A batch's plan with every tag (the driver's view)."""
         info, head = self._plan_head(batch)
-        parts = [read_arrow(path)[0] for path in sorted(self._batch_dir(batch).glob("plan-*.arrow"))]
+        parts = [_as_plan(read_arrow(path)[0]) for path in sorted(self._batch_dir(batch).glob("plan-*.arrow"))]
         return info, pa.concat_tables([head, *parts])
 
     def plan_part(self, batch: int, partition: int) -> tuple[PlanInfo, pa.Table]:
         """A batch's plan with the tags of one partition (a task's view)."""
         info, head = self._plan_head(batch)
         path = self._plan_part_path(batch, partition)
-        rows = read_arrow(path)[0] if path.is_file() else head.filter(pc.equal(head["partition"], partition))
+        rows = _as_plan(read_arrow(path)[0]) if path.is_file() else head.filter(pc.equal(head["partition"], partition))
         return info, rows
 
     def batches(self) -> list[int]:
@@ -179,6 +184,14 @@ class StateStore:
         if not folder.is_dir():
             return []
         return sorted(int(p.name) for p in folder.iterdir() if (p / "plan.arrow").is_file())
+
+    def written_since(self, batch: int, since_ns: int) -> bool:
+        """Whether a file of the batch (its plan, a partition's progress or outcome) was written
+        at or after ``since_ns``: the batch was planned, or run again, since then."""
+        try:
+            return any(path.stat().st_mtime_ns >= since_ns for path in self._batch_dir(batch).iterdir())
+        except FileNotFoundError:  # pruned meanwhile
+            return False
 
     def newest_finished(self) -> int:
         """The newest batch whose every partition has left its outcome; 0 when there is none."""
@@ -211,7 +224,7 @@ class StateStore:
 
     # ---- outcomes ------------------------------------------------------------------------------
     def write_outcome(self, batch: int, partition: int, rows: pa.Table, stats: PartStats) -> None:
-        write_arrow(self._part_path(batch, partition), rows.cast(OUTCOME), stats.__dict__)
+        write_arrow(self._part_path(batch, partition), rows.select(OUTCOME.names).cast(OUTCOME), stats.__dict__)
 
     def _part_path(self, batch: int, partition: int) -> Path:
         return self._batch_dir(batch) / f"part-{partition:05d}.arrow"
@@ -229,18 +242,18 @@ class StateStore:
         return {p: self.outcome(batch, p) for p in self.finished_partitions(batch)}
 
     def tag_state(self, batch: int) -> pa.Table:
-        """Every tag's state after a finished batch (PLAN columns; ``partition`` as in that plan).
+        """Every tag's state after a finished batch (STATE columns; ``partition`` as in that plan).
         Batch 0 is the empty state before the first batch."""
         if batch == 0:
-            return PLAN.empty_table()
+            return STATE.empty_table()
         info, head = self._plan_head(batch)
         outcomes = self.outcomes(batch)
         missing = [p for p in range(info.partitions) if p not in outcomes]
         if missing:
             raise RuntimeError(f"batch {batch} is committed but partitions {missing} left no outcome under "
                                f"{self._batch_dir(batch)}; the state folder was changed by hand?")
-        kept = head.filter(pc.equal(head["partition"], -1))
-        return pa.concat_tables([kept, *(t.select(STATE_FIELDS).cast(PLAN) for t, _ in outcomes.values())])
+        kept = head.filter(pc.equal(head["partition"], -1)).select(STATE_FIELDS)
+        return pa.concat_tables([kept, *(t.select(STATE_FIELDS).cast(STATE) for t, _ in outcomes.values())])
 
     def prune(self, keep_from: int) -> None:
         """Remove batches older than ``keep_from`` (no replay needs them), keeping their rows of
@@ -273,6 +286,14 @@ class StateStore:
         """CATALOG_LOG: the failed items of each catalog table's latest read."""
         files = sorted((self.root / "catalog").glob("*.arrow"))
         return pa.concat_tables([read_arrow(f)[0] for f in files]) if files else CATALOG_LOG.empty_table()
+
+
+def _as_plan(rows: pa.Table) -> pa.Table:
+    """Plan rows as PLAN: a plan written before back-fills had steps has no ``read_to_ns`` (each
+    tag read to the plan's end)."""
+    if "read_to_ns" not in rows.column_names:
+        rows = rows.append_column("read_to_ns", pa.nulls(rows.num_rows, pa.int64()))
+    return rows
 
 
 class StatePathError(RuntimeError):
@@ -355,6 +376,7 @@ def log_rows(store: StateStore, batch: int) -> pa.Table:
                      "read_to": info.end_ns // 1000, "failed_tags": list(info.missing.items())})
     for partition, (outcome, stats) in sorted(store.outcomes(batch).items()):
         failed = outcome.filter(pc.is_valid(outcome["last_error"]))
+        read_to = pc.max(pc.fill_null(store.plan_part(batch, partition)[1]["read_to_ns"], info.end_ns)).as_py()
         rows.append({
             "batch": batch, "partition": partition, "started_at": stats.started_ns // 1000, "seconds": stats.seconds,
             "tags": len(outcome), "tags_failed": len(failed),
@@ -363,7 +385,7 @@ def log_rows(store: StateStore, batch: int) -> pa.Table:
             "requests": stats.requests, "retries": stats.retries, "bytes_received": stats.bytes_received,
             "read_from_min": pc.min(outcome["read_from_ns"]).as_py() // 1000,
             "read_from_max": pc.max(outcome["read_from_ns"]).as_py() // 1000,
-            "read_to": info.end_ns // 1000,
+            "read_to": (read_to if read_to is not None else info.end_ns) // 1000,
             "failed_tags": [(name or web_id, error) for name, web_id, error
                             in zip(*(failed[c].to_pylist() for c in ("name", "web_id", "last_error")))],
         })

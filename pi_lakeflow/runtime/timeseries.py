@@ -37,8 +37,8 @@ MIN_SLICE_NS = 60 * NS_PER_SECOND
 #: One entry of a tag's digest: a value's key and the hash of what it is (landing.value_hashes).
 DIGEST_ENTRY = np.dtype([("timestamp_ns", "<i8"), ("ordinal", "<i4"), ("hash", "<u8")])
 
-def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, follows: int, batch: int, now_ns: int
-               ) -> tuple[PlanInfo, pa.Table] | None:
+def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, follows: int, batch: int, now_ns: int,
+               step_ns: int = 0, retry_failed: bool = True) -> tuple[PlanInfo, pa.Table] | None:
     """The plan of ``batch`` from ``previous``, the tag state after batch ``follows`` (usually
     the batch before it; 0: no state); None when no tag has anything to read (``end`` has not
     moved) and every selected name exists. ``now_ns`` is the server's clock
@@ -47,7 +47,13 @@ def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, follows
     Computed on columns (no Python loop over the tags: a million tags plan in seconds). A
     selected tag the state knows keeps its state, with the name and point type the server gives
     now; a new one starts at ``pi.start``; a tag the state knows but the selection no longer
-    holds is kept aside (partition -1) so that its cursor survives."""
+    holds is kept aside (partition -1) so that its cursor survives.
+
+    ``step_ns`` (0: none) bounds a back-fill: each tag is read to at most ``step_ns`` past its
+    cursor (its origin while it has none), so a long window takes several batches, each one
+    committed; the plan says how many (PlanInfo.steps). With ``retry_failed`` False, a tag whose
+    last read failed is kept aside (the later batches of one run read it no more: the next run does).
+    """
     selected = select_tags(client, settings)
     index, count = settings.shard
     if count > 1:
@@ -64,33 +70,47 @@ def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, follows
         gone = pc.indices_nonzero(pc.invert(pc.is_in(previous["web_id"], value_set=chosen["web_id"])))
     else:  # no state yet (pyarrow 15, the Databricks runtimes', crashes computing over a table of no rows)
         at, gone = pa.nulls(len(chosen), pa.int32()), pa.array([], pa.uint64())
-    known = _rows_at(previous.select(["origin_ns", "cursor_ns"]), at)
+    known = _rows_at(previous.select(["origin_ns", "cursor_ns", "last_error"]), at)
     origin = pc.if_else(pc.is_null(at), start, known["origin_ns"])
     cursor = known["cursor_ns"]
     # A known tag reads from its cursor minus the look-back (never before its origin), or from its
     # origin while it has no cursor (max_element_wise skips the null); a new tag from pi.start.
     read_from = pc.max_element_wise(origin, pc.subtract(cursor, settings.lookback_ns))
+    # Where the tag's new time begins: its cursor, or its origin while it has none.
+    behind = pc.coalesce(cursor, origin)
+    read_to = pc.min_element_wise(pc.add(behind, step_ns), end) if step_ns else pa.nulls(len(chosen), pa.int64())
     rows = pa.table({"web_id": chosen["web_id"], "name": chosen["name"], "point_type": chosen["point_type"],
-                     "origin_ns": origin, "cursor_ns": cursor, "read_from_ns": read_from, "state": at.cast(pa.int64())})
+                     "origin_ns": origin, "cursor_ns": cursor, "read_from_ns": read_from, "read_to_ns": read_to,
+                     "state": at.cast(pa.int64())})
     moving = pc.and_(pc.less(read_from, end), pc.fill_null(pc.less(cursor, end), True))
+    if not retry_failed:
+        moving = pc.and_(moving, pc.is_null(known["last_error"]))
     due = rows.filter(moving)
     if not len(due) and not selected.errors:  # a batch of selected names the server lacks logs them
         return None
+    steps = 1
+    if step_ns and len(due):
+        steps = max(1, -(-(end - pc.min(pc.coalesce(due["cursor_ns"], due["origin_ns"])).as_py()) // step_ns))
     # Tags that start together share sub-requests, so a partition holds tags of one start where it can.
     due = due.sort_by([("read_from_ns", "ascending"), ("web_id", "ascending")])
     # Kept aside (partition -1): selected tags with nothing to read yet, and the tags gone from the
     # selection (so that their cursors survive).
+    waiting = rows.filter(pc.invert(moving))
+    waiting = waiting.set_column(waiting.schema.get_field_index("read_to_ns"), "read_to_ns",
+                                 pa.nulls(len(waiting), pa.int64()))
     left = previous.select(["web_id", "name", "point_type", "origin_ns", "cursor_ns", "read_from_ns"]).take(gone)
-    order = pa.concat_tables([due, rows.filter(pc.invert(moving)), left.append_column("state", gone).cast(rows.schema)])
+    left = left.append_column("read_to_ns", pa.nulls(len(left), pa.int64()))
+    order = pa.concat_tables([due, waiting, left.append_column("state", gone).cast(rows.schema)])
     size = settings.partition_size
     partition = np.full(len(order), -1, np.int32)
     partition[:len(due)] = np.arange(len(due)) // size
     carried = _rows_at(previous.select(["digest", "last_error", "rate"]), order["state"])
     plan = pa.table({**{name: order[name] for name in ("web_id", "name", "point_type")}, "partition": partition,
                      **{name: order[name] for name in ("origin_ns", "cursor_ns", "read_from_ns")},
-                     **{name: carried[name] for name in carried.column_names}}, schema=PLAN)
+                     **{name: carried[name] for name in carried.column_names}, "read_to_ns": order["read_to_ns"]},
+                    schema=PLAN)
     partitions = (len(due) + size - 1) // size
-    return PlanInfo(batch, end, partitions, settings.lookback_ns, dict(selected.errors), follows), plan
+    return PlanInfo(batch, end, partitions, settings.lookback_ns, dict(selected.errors), follows, steps), plan
 
 
 def _rows_at(table: pa.Table, indices: pa.Array) -> pa.Table:
@@ -101,11 +121,11 @@ def _rows_at(table: pa.Table, indices: pa.Array) -> pa.Table:
     return table.take(indices)
 
 
-def plan_next(client: PiClient, settings: Settings, store: StateStore, follows: int, batch: int, now_ns: int
-              ) -> PlanInfo | None:
+def plan_next(client: PiClient, settings: Settings, store: StateStore, follows: int, batch: int, now_ns: int,
+              step_ns: int = 0, retry_failed: bool = True) -> PlanInfo | None:
     """Plan ``batch`` from the tag state after batch ``follows`` in ``store`` and keep the plan
     there (the tasks read it); None when nothing is due (see :func:`plan_batch`)."""
-    planned = plan_batch(client, settings, store.tag_state(follows), follows, batch, now_ns)
+    planned = plan_batch(client, settings, store.tag_state(follows), follows, batch, now_ns, step_ns, retry_failed)
     if planned is None:
         return None
     info, rows = planned
@@ -122,33 +142,34 @@ def read_partition(client: PiClient, store: StateStore, batch: int, partition: i
     """Read one partition of a planned batch, slice by slice; yield the values to land
     (tables.TIMESERIES); write the partition's outcome when done. Called by the partition's task.
 
+    Each tag is read from its ``read_from_ns`` to its ``read_to_ns`` (the plan's end when null).
     The window is cut into time slices of about ``values_per_batch`` values (the first from the
-    tags' rate in their last read, or a one-hour probe), so a task holds one slice at a time
-    however long the window: a back-fill of months of 1-second tags included. A tag that fails
-    in a slice is not read in later ones; what it landed before stays, and its cursor is where
-    its complete slices end. After each slice the task leaves its progress (values so far, the
-    share of its window read) in the store, for the terminal.
+    tags' rate in their last read, or a one-hour probe), and at every tag's end, so a task holds
+    one slice at a time however long the window: a back-fill of months of 1-second tags included.
+    A tag that fails in a slice is not read in later ones; what it landed before stays, and its
+    cursor is where its complete slices end. After each slice the task leaves its progress
+    (values so far, the share of its window read) in the store, for the terminal.
     """
     started_ns, started = time.time_ns(), time.perf_counter()
     before = client.transport.stats.snapshot()
     info, plan = store.plan_part(batch, partition)
-    progress = _PartitionRead(plan.to_pylist(), info.lookback_ns)
+    progress = _PartitionRead(plan.to_pylist(), info.lookback_ns, info.end_ns)
     target = client.limits.values_per_batch
-    first = slice_start = int(progress.read_from.min())
+    first, last = int(progress.read_from.min()), int(progress.read_to.max())
     length = _first_slice(progress.rows, target)
-    while slice_start < info.end_ns and progress.active():
-        slice_end = min(info.end_ns, slice_start + length)
+    while progress.active():
+        slice_start = progress.next_start()
+        slice_end = progress.slice_end(slice_start + length)
         tags, cursors = progress.due(slice_end)
         result = read_recorded(client, tags, start=0, end=slice_end, cursors=cursors)
         landed = progress.accept(result.values, result.errors, slice_end)
         if len(landed):
             yield landing_columns(landed, batch, started_ns)
-        share = (slice_end - first) / max(info.end_ns - first, 1)
+        share = (slice_end - first) / max(last - first, 1)
         store.write_progress(batch, partition,
                              PartProgress(int(progress.read.sum()), int(progress.landed.sum()), share))
         rate = len(result.values) / max(slice_end - slice_start, 1)
-        length = max(MIN_SLICE_NS, int(target / rate)) if rate else info.end_ns - slice_end
-        slice_start = slice_end
+        length = max(MIN_SLICE_NS, int(target / rate)) if rate else last - slice_end
     after = client.transport.stats.snapshot()
     stats = PartStats(started_ns, time.perf_counter() - started, after[0] - before[0], after[1] - before[1],
                       after[2] - before[2])
@@ -167,11 +188,12 @@ class _PartitionRead:
     """Per tag of a partition, across slices: where it has been read to, its error, its counts,
     its digest (which entries the re-read found again), and the entries its next digest is made of."""
 
-    def __init__(self, rows: list[dict], lookback_ns: int):
+    def __init__(self, rows: list[dict], lookback_ns: int, end_ns: int):
         self.rows, self.lookback = rows, lookback_ns
         self.web_ids = pa.array([r["web_id"] for r in rows], pa.string())
         self.names = [r["name"] for r in rows]
         self.read_from = np.array([r["read_from_ns"] for r in rows], dtype=np.int64)
+        self.read_to = np.array([end_ns if r["read_to_ns"] is None else r["read_to_ns"] for r in rows], dtype=np.int64)
         self.position = self.read_from.copy()
         no_cursor = np.iinfo(np.int64).min
         self.cursor = np.array([no_cursor if r["cursor_ns"] is None else r["cursor_ns"] for r in rows], dtype=np.int64)
@@ -188,13 +210,30 @@ class _PartitionRead:
         # those within the look-back before the end of the slice they came in.
         self.kept: list[tuple[np.ndarray, np.ndarray]] = []
 
+    def reading(self) -> np.ndarray:
+        """Which tags have not failed and not been read to their end."""
+        failed = np.zeros(len(self.rows), dtype=bool)
+        failed[list(self.errors)] = True
+        return ~failed & (self.position < self.read_to)
+
     def active(self) -> bool:
-        return len(self.errors) < len(self.rows)
+        return bool(self.reading().any())
+
+    def next_start(self) -> int:
+        """Where the next slice starts: the first point a tag still reading has not been read to."""
+        return int(self.position[self.reading()].min())
+
+    def slice_end(self, wanted: int) -> int:
+        """``wanted``, or the end of a tag still reading if that comes first: one slice, one end
+        for every tag it reads."""
+        return int(min(wanted, self.read_to[self.reading()].min()))
 
     def due(self, slice_end: int) -> tuple[list[Tag], dict[str, int]]:
+        """The tags to read up to ``slice_end`` (a slice never passes a tag's end), each from
+        where it has been read to."""
         tags, cursors = [], {}
         for i, row in enumerate(self.rows):
-            if i not in self.errors and self.position[i] < slice_end:
+            if i not in self.errors and self.position[i] < slice_end <= self.read_to[i]:
                 tags.append(Tag(row["web_id"], row["name"] or "", row["point_type"] or ""))
                 cursors[row["web_id"]] = int(self.position[i])
         return tags, cursors
@@ -231,7 +270,7 @@ class _PartitionRead:
         for i, row in enumerate(self.rows):
             if row["web_id"] in errors:
                 self.errors[i] = errors[row["web_id"]]
-            elif i not in self.errors and self.position[i] < slice_end:
+            elif i not in self.errors and self.position[i] < slice_end <= self.read_to[i]:
                 if self.position[i] < self.cursor[i] <= slice_end:
                     crossed.append(i)
                 self.position[i] = slice_end

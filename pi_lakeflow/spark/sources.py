@@ -19,12 +19,19 @@ Every source takes the pipeline settings as options (settings.configuration) and
 where it runs.
 
 The stream readers speak both Python data source protocols that Databricks pipelines run today:
-Spark 4.2 and later call ``latestOffset(start, limit)`` (admission control; every batch reads
-all that is due, so the limit is ignored), Spark 4.0 and 4.1 call ``latestOffset()``. Without
-``start`` a reader takes the end of the last batch Spark ran from the state store (Spark plans a
-batch only after the one before it has run), and ``partitions(start, end)``, which every
+Spark 4.2 and later call ``latestOffset(start, limit)`` (admission control; Spark's read limit
+is ignored: ``pi.step`` bounds a time-series batch), Spark 4.0 and 4.1 call ``latestOffset()``.
+Without ``start`` a reader takes the end of the last batch Spark ran from the state store (Spark
+plans a batch only after the one before it has run), and ``partitions(start, end)``, which every
 version calls with both offsets, re-plans a batch planned from another start (a new checkpoint
-over an older state folder). Each reader probes ``pi.state_path`` when it is made, on the
+over an older state folder).
+
+Back-fills in steps (``pi_timeseries``, Spark 4.2 and later): the reader supports
+Trigger.AvailableNow (a pipeline update's trigger), so one update runs as many batches as the
+back-fill's steps take, each committed. ``prepareForTriggerAvailableNow`` fixes the update's end
+(the server's now then) so that the update ends; the later batches of one update do not read a
+tag whose read failed in it again. Spark 4.0 and 4.1 run one batch per update, to which this
+source gives the whole window (no steps): an update still lands everything it can. Each reader probes ``pi.state_path`` when it is made, on the
 driver, and each task before it reads (state.probe: once per Python process).
 """
 
@@ -39,6 +46,16 @@ import pyarrow.compute as pc
 from pyspark.sql.datasource import DataSource, DataSourceReader, DataSourceStreamReader, InputPartition
 from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.types import StructType
+
+try:
+    from pyspark.sql.streaming.datasource import SupportsTriggerAvailableNow
+    #: Whether Spark can run an update in several batches (admission control, Spark 4.2 and later).
+    STEPS = True
+except ImportError:  # Spark 4.0 and 4.1: one batch per AvailableNow update
+    STEPS = False
+
+    class SupportsTriggerAvailableNow:  # type: ignore[no-redef]
+        """Spark 4.2's mixin, absent before it: here a plain base that Spark never calls."""
 
 from pi_lakeflow.config.connection import connect
 from pi_lakeflow.config.settings import Settings, parse
@@ -65,14 +82,21 @@ class BatchPartition(InputPartition):
     partition: int
 
 
-class TimeSeriesReader(DataSourceStreamReader):
+class TimeSeriesReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     def __init__(self, options):
         self.settings = _settings(options)
         probe(self.settings.state_path)
         self.store = StateStore(self.settings.state_path)
+        self.update_now: int | None = None  # the server's now when an AvailableNow update began
+        self.update_from: int | None = None  # the batch that update continued from
 
     def initialOffset(self) -> dict:
         return {"batch": 0}
+
+    def prepareForTriggerAvailableNow(self) -> None:
+        """An update (Trigger.AvailableNow) reads up to the server's now as it begins, in steps."""
+        with connect(self.settings) as client:
+            self.update_now = client.server_time()
 
     def latestOffset(self, start: dict | None = None, limit=None) -> dict:
         """The next batch, planned from the tag state after ``start``; ``start`` when nothing is
@@ -82,13 +106,19 @@ class TimeSeriesReader(DataSourceStreamReader):
         return {"batch": after if info is None else info.batch}
 
     def _plan(self, after: int, batch: int) -> PlanInfo | None:
-        """Plan ``batch`` from the tag state after batch ``after`` and keep the plan."""
+        """Plan ``batch`` from the tag state after batch ``after`` and keep the plan; in steps
+        of ``pi.step`` where Spark runs several batches per update (STEPS)."""
         if after and after not in self.store.batches():
             raise RuntimeError(f"the stream's checkpoint continues from batch {after}, which pi.state_path "
                                f"{self.settings.state_path} no longer holds (it holds {self.store.batches()}); "
                                f"a full refresh reads every tag again from pi.start")
+        if self.update_now is not None and self.update_from is None:
+            self.update_from = after
         with connect(self.settings) as client:
-            return plan_next(client, self.settings, self.store, after, batch, client.server_time())
+            now = self.update_now if self.update_now is not None else client.server_time()
+            return plan_next(client, self.settings, self.store, after, batch, now,
+                             step_ns=self.settings.step_ns if STEPS else 0,
+                             retry_failed=self.update_from is None or after == self.update_from)
 
     def partitions(self, start: dict, end: dict) -> list[BatchPartition]:
         if end["batch"] == start["batch"]:  # Spark asks for the first batch even when nothing is due

@@ -5,6 +5,7 @@ over HTTP."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections import Counter
 
@@ -100,6 +101,36 @@ def test_a_tag_failing_mid_window_keeps_what_it_landed_and_its_cursor_where_that
     assert set(state["cursor_ns"].to_pylist()) == {NOW_NS}
 
 
+def test_a_back_fill_in_steps_lands_the_window_exactly_and_tags_joining_midway_hold_back_no_one(setup):
+    """pi.step 2h over a 6-hour window: each batch reads each tag at most 2 hours past its cursor
+    (a tag's first read from pi.start), so the first batch says 3 steps; tags that join the
+    selection after the first step start at pi.start beside the others, one partition holding
+    tags of two ends (a slice never passes a tag's end), and the others go on to the end. The
+    batches together land the window exactly, nothing twice."""
+    server, client, store, settings = setup
+    truth, points = GroundTruth(server.api), server.api.plant.points
+    start = NOW_NS - 6 * HOUR
+    early = dataclasses.replace(settings, tag_names=tuple(p.name for p in points[:20]))
+    cursors_after, landed, steps = [], [], []
+    for batch, chosen in enumerate([early, settings, settings, settings], 1):
+        info = plan_next(client, chosen, store, batch - 1, batch, NOW_NS, step_ns=2 * HOUR)
+        plan = store.plan(batch)[1].filter(pa.compute.field("partition") >= 0).to_pylist()
+        assert all(r["read_to_ns"] - (r["cursor_ns"] or r["origin_ns"]) <= 2 * HOUR for r in plan)
+        steps.append(info.steps)
+        landed += [t for p in range(info.partitions) for t in read_partition(client, store, batch, p)]
+        state = store.tag_state(batch)
+        cursors_after.append(Counter((r["web_id"] in {p.web_id for p in points[:20]}, r["cursor_ns"] - start)
+                                     for r in state.to_pylist()))
+    assert plan_next(client, settings, store, 4, 5, NOW_NS, step_ns=2 * HOUR) is None
+    assert steps == [3, 3, 2, 1]
+    assert cursors_after == [Counter({(True, 2 * HOUR): 20}),
+                             Counter({(True, 4 * HOUR): 20, (False, 2 * HOUR): 20}),
+                             Counter({(True, 6 * HOUR): 20, (False, 4 * HOUR): 20}),
+                             Counter({(True, 6 * HOUR): 20, (False, 6 * HOUR): 20})]
+    assert current_rows(r for t in landed for r in t.to_pylist()) == Counter(truth_rows(truth, points, start, NOW_NS))
+    assert {r["action"] for t in landed for r in t.to_pylist()} == {"Add"}
+
+
 def test_shards_split_the_tags_without_overlap(setup):
     server, client, store, settings = setup
     planned = []
@@ -132,12 +163,15 @@ def test_windows_end_at_the_servers_now_whatever_this_machines_clock_says(tmp_pa
         assert any(t.num_rows for t in second)
 
 
-def planned_by_hand(selected: list[dict], state: list[dict], settings, start: int, end: int) -> tuple[list, list]:
+def planned_by_hand(selected: list[dict], state: list[dict], settings, start: int, end: int, step: int = 0,
+                    retry_failed: bool = True) -> tuple[list, list, int]:
     """The planning rules, tag by tag (the oracle of the column planner): a known tag reads from
     its cursor minus the look-back, never before its origin, or from its origin without a cursor;
-    a new tag from pi.start; a tag is due when it starts before the end and its cursor is not at
-    the end yet; due tags sorted by (read_from, web_id) fill partitions of pi.partition_size;
-    the others, and the state's tags the selection no longer holds, are kept aside."""
+    a new tag from pi.start; with a step, to at most a step past its cursor (its origin without
+    one), else to the end; a tag is due when it starts before the end and its cursor is not at
+    the end yet (and, without retry_failed, its last read did not fail); due tags sorted by
+    (read_from, web_id) fill partitions of pi.partition_size; the others, and the state's tags the
+    selection no longer holds, are kept aside. Also the steps: the due tag furthest behind, in steps."""
     known = {row["web_id"]: row for row in state}
     due, aside = [], []
     for tag in selected:
@@ -147,21 +181,27 @@ def planned_by_hand(selected: list[dict], state: list[dict], settings, start: in
                    "last_error": None, "rate": None}
         cursor = row["cursor_ns"]
         read_from = row["origin_ns"] if cursor is None else max(row["origin_ns"], cursor - settings.lookback_ns)
-        row = {**row, "name": tag["name"], "point_type": tag["point_type"], "read_from_ns": read_from}
-        (due if read_from < end and (cursor is None or cursor < end) else aside).append(row)
+        behind = row["origin_ns"] if cursor is None else cursor
+        reads = read_from < end and (cursor is None or cursor < end) and (retry_failed or row["last_error"] is None)
+        row = {**row, "name": tag["name"], "point_type": tag["point_type"], "read_from_ns": read_from,
+               "read_to_ns": min(behind + step, end) if step and reads else None}
+        (due if reads else aside).append(row)
     due.sort(key=lambda r: (r["read_from_ns"], r["web_id"]))
     planned = [{**r, "partition": i // settings.partition_size} for i, r in enumerate(due)]
-    return planned, [{**r, "partition": -1} for r in aside + list(known.values())]
+    furthest = min((r["origin_ns"] if r["cursor_ns"] is None else r["cursor_ns"] for r in due), default=end)
+    steps = max(1, math.ceil((end - furthest) / step)) if step and due else 1
+    return planned, [{**r, "partition": -1, "read_to_ns": None} for r in aside + list(known.values())], steps
 
 
 def test_the_plan_follows_the_planning_rules_for_any_state(tmp_path):
     """plan_batch (Arrow compute over the tag state) against planned_by_hand, over a real
     selection from the simulator and 40 random states: new tags, tags without a cursor, cursors
-    at or past the end, tags the selection no longer holds, several look-backs and partition sizes."""
+    at or past the end, tags the selection no longer holds, several look-backs, partition sizes and
+    steps, failed tags retried or not."""
     import random
 
     from pi_lakeflow.runtime.discovery import select_tags
-    from pi_lakeflow.runtime.state import PLAN
+    from pi_lakeflow.runtime.state import PLAN, STATE
 
     rng = random.Random(19)
     with make_server(PLANT) as server, PiClient(server.url) as client:
@@ -178,13 +218,16 @@ def test_the_plan_follows_the_planning_rules_for_any_state(tmp_path):
                       "read_from_ns": 0, "digest": rng.randbytes(rng.randint(0, 40)),
                       "last_error": rng.choice([None, "HTTP 500"]), "rate": rng.choice([None, 1 / 60])}
                      for tag in rng.sample(selected + gone, rng.randint(0, len(selected)))]
-            planned = plan_batch(client, settings, pa.Table.from_pylist(state, schema=PLAN), 1, 2, NOW_NS)
-            due, aside = planned_by_hand(selected, state, settings, start, end)
+            step, retry_failed = rng.choice([0, HOUR, 24 * HOUR]), rng.random() < 0.5
+            planned = plan_batch(client, settings, pa.Table.from_pylist(state, schema=STATE), 1, 2, NOW_NS,
+                                 step, retry_failed)
+            due, aside, steps = planned_by_hand(selected, state, settings, start, end, step, retry_failed)
             if not due:
                 assert planned is None, trial
                 continue
             info, plan = planned
             assert plan.schema == PLAN and info.partitions == due[-1]["partition"] + 1 and info.end_ns == end
+            assert info.steps == steps, trial
             rows = plan.to_pylist()
             assert rows[:len(due)] == [{f: r[f] for f in PLAN.names} for r in due], trial  # order: the partitions
             assert sorted(rows[len(due):], key=lambda r: r["web_id"]) == \

@@ -1,0 +1,89 @@
+"""A back-fill in steps (``pi.step``) as a site runs one: ``pi-lakeflow run`` in its own process
+group, killed with SIGKILL (the whole group: driver, JVM, Python workers) in the middle of a
+step, then run again. The oracle is the simulator's ground truth (its clock stands still)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections import Counter
+from datetime import datetime, timezone
+
+import pytest
+
+from pi_client.times import to_pi_time
+from pi_lakeflow.local.uncommitted import uncommitted_files
+from pi_lakeflow.runtime.state import StateStore
+from pi_simulator import GroundTruth, PlantConfig
+from tests.conftest import NOW, make_server, truth_rows, value_row
+from tests.pipeline.test_real_conditions import finish, start, table_rows, write_config
+
+pytestmark = pytest.mark.timeout(1200)
+
+HOUR = 3_600_000_000_000
+NOW_NS = NOW * 100
+START_NS = NOW_NS - 48 * HOUR
+STEP = 6 * HOUR
+#: 120 tags sampled every minute, two days: 8 steps of 6 hours, 3 partitions each.
+PLANT = PlantConfig(tags=120, elements=5, event_frames=2, origin_ticks=NOW, sampling_seconds=60)
+
+
+def test_a_back_fill_killed_mid_step_resumes_after_its_last_committed_step_and_lands_exactly_the_truth(tmp_path):
+    # Each request waits 0.4 s, so that a step lasts seconds and the kill lands inside one.
+    with make_server(PLANT, latency=0.4) as server:
+        truth, points = GroundTruth(server.api), server.api.plant.points
+        config = write_config(tmp_path, server.url, **{"pi.start": to_pi_time(START_NS), "pi.step": "6h",
+                                                       "pi.partition_size": "40", "pi.lookback": "1h"})
+        state = tmp_path / "pi-state"
+        store = StateStore(state / "source")
+        first = start("run", config)
+        try:
+            while True:  # batch 4 (the fourth step) has read a partition, not all three
+                assert first.poll() is None, finish(first)
+                if 4 in store.batches() and 0 < len(store.finished_partitions(4)) < 3:
+                    break
+                time.sleep(0.02)
+        finally:
+            os.killpg(first.pid, signal.SIGKILL)
+        first_out = finish(first)
+        assert first.returncode == -signal.SIGKILL
+        assert "step 1 of 8 of a back-fill (pi.step), 120 tags, from " in first_out, first_out[-3000:]
+        assert "step 4 of 8" in first_out and "about" in first_out
+
+        # What the killed run committed: the first three steps, exactly (a plain parquet reader
+        # would also see the files of the fourth step's finished tasks: they are removed below).
+        committed = Counter(value_row(r) for r in table_rows(state, "pi_timeseries"))
+        assert not [r for r, n in committed.items() if n > 1]
+        assert set(committed) == set(truth_rows(truth, points, START_NS, START_NS + 3 * STEP))
+        strays = uncommitted_files(state / "warehouse" / "pi_timeseries")
+
+        second = start("run", config)
+        out = finish(second)
+        assert second.returncode == 0 and "Traceback" not in out, out[-3000:]
+        if strays:
+            assert re.search(rf"removed {len(strays)} files? \(.*\) that a killed run left uncommitted in "
+                             rf"pi_timeseries", out), out[-3000:]
+        # The fourth step again (Spark runs the batch it had not committed), then the other four.
+        assert "batch 4: step 1 of 5 of a back-fill" in out and "batch 8: step 5 of 5" in out, out[-3000:]
+        rows = table_rows(state, "pi_timeseries")
+        landed = Counter(value_row(r) for r in rows)
+        assert not [r for r, n in landed.items() if n > 1], "a value landed twice"
+        assert set(landed) == set(truth_rows(truth, points, START_NS, NOW_NS))
+        second_run = sum(1 for r in rows if r["batch"] >= 4)
+        assert re.search(rf"run completed in [\d.]+ s: {second_run:,} values landed; 120 tags complete, 0 failed",
+                         out), out[-3000:]
+
+        # The step is respected: each batch read each tag 6 hours past its cursor (1 hour of
+        # look-back before it), and 8 batches in all.
+        log = table_rows(state, "pi_ingestion_log")
+        ends = sorted({(r["batch"], r["read_to"]) for r in log})
+        assert [b for b, _ in ends] == list(range(1, 9))
+        assert [nanoseconds(e) for _, e in ends] == [START_NS + k * STEP for k in range(1, 9)]
+        assert all(nanoseconds(r["read_to"]) - nanoseconds(r["read_from_min"]) <= STEP + HOUR for r in log)
+
+
+def nanoseconds(stamp: datetime) -> int:
+    """A timestamp Spark gave back (naive, in the session's zone: UTC) as nanoseconds since 1970."""
+    return round(stamp.replace(tzinfo=timezone.utc).timestamp() * 1e6) * 1000
