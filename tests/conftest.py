@@ -159,6 +159,8 @@ _MARKS = {
     "tests/pipeline/test_derived_tables.py": ("e2e", "slow", "spark"),
     "tests/pipeline/test_real_conditions.py": ("e2e", "slow", "spark"),
     "tests/pipeline/test_realtime.py": ("e2e", "slow", "spark"),
+    "tests/pipeline/test_backfill.py": ("e2e", "slow", "spark"),
+    "tests/pipeline/test_cluster.py": ("e2e", "slow", "spark"),
     "tests/deploy/test_runtime_sparks.py": ("e2e", "slow", "spark"),
     "tests/deploy/test_wheel.py": ("e2e", "slow"),
     "tests/deploy/test_bundle_cli.py": ("e2e", "slow"),

@@ -109,6 +109,20 @@ def test_check_stops_at_the_first_failure_with_its_status(tmp_path, server, case
     assert all(c[0] == "ok" for c in checks(result)[:-1]) and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("top, settings, says", [
+    ({"master": "local[4]"}, {}, "master must be a Spark cluster's master URL (spark://HOST:PORT, yarn or "
+                                 "k8s://https://HOST:PORT), not 'local[4]'; leave it out for a local run on cores"),
+    ({}, {"pi.step": "30s"}, "pi.step: '30s' must be at least 1m (or none: a back-fill in one batch)"),
+])
+def test_a_wrong_master_or_step_is_one_line_and_exit_2(tmp_path, top, settings, says):
+    path = config(tmp_path, "http://127.0.0.1:9/piwebapi", **settings)
+    path.write_text(path.read_text() + "".join(f"{key}: {value}\n" for key, value in top.items()))
+    for command in ("check", "run"):
+        result = cli(command, "--config", str(path))
+        assert result.returncode == 2 and result.stdout == "", result.stdout + result.stderr
+        assert result.stderr.count("\n") == 1 and says in result.stderr, result.stderr
+
+
 def test_check_names_a_server_it_cannot_reach(tmp_path):
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))

@@ -30,6 +30,7 @@ HEADER = """\
 # Secrets are references, never values: env:NAME, the environment variable NAME.
 state_dir: ./pi-state        # local catalog (Derby metastore), tables (parquet), checkpoints, cursors
 cores: 2                     # local Spark cores: how many tag partitions are read at once
+# master: spark://HOST:7077  # a Spark cluster instead of local cores (README: on a Spark cluster)
 configuration:               # the pipeline configuration: the same keys as in the asset bundle
 """
 

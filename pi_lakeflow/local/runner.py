@@ -4,6 +4,9 @@ A local config file (YAML)::
 
     state_dir: ./pi-state          # catalog, tables, checkpoints and cursors live here
     cores: 2                       # Spark's local master: how many tag partitions run at once
+    master: spark://host:7077      # optional: a Spark cluster's master instead (cores then unused)
+    spark_conf:                    # optional: Spark settings of the run (a cluster's, e.g. YARN's)
+      spark.executor.memory: 4g
     configuration:                 # the pipeline configuration: the same keys as in the bundle
       pi.url: https://pi.example.com/piwebapi
       pi.auth: basic
@@ -40,7 +43,7 @@ from pi_lakeflow.local.uncommitted import Removed, remove_uncommitted
 from pi_lakeflow.runtime.discovery import select_tags
 from pi_lakeflow.config.settings import REFERENCES_VARIABLE, Settings, SettingsError, references
 
-CONFIG_KEYS = ("state_dir", "cores", "configuration")
+CONFIG_KEYS = ("state_dir", "cores", "master", "spark_conf", "configuration")
 #: Before Spark starts, a server that does not answer is reported after seconds, not minutes.
 PREFLIGHT_RETRY = RetryPolicy(attempts=3, backoff=0.5, max_backoff=2.0)
 #: Seconds the first request before Spark starts (the data servers: a small reply) may take.
@@ -59,6 +62,14 @@ class LocalConfig:
     cores: int
     configuration: dict[str, str]
     settings: Settings
+    #: The Spark master a run's driver uses: ``local[cores]``, or a cluster's (``spark://...``).
+    master: str = ""
+    #: Spark settings from the config file, over the run's own (spark_confs).
+    spark_conf: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def spark_master(self) -> str:
+        return self.master or f"local[{self.cores}]"
 
     @property
     def warehouse(self) -> Path:
@@ -89,6 +100,13 @@ def load_config(path: str | os.PathLike) -> LocalConfig:
     cores = data.get("cores", 2)
     if not isinstance(cores, int) or isinstance(cores, bool) or cores < 1:
         raise ConfigError(f"{file}: cores must be a whole number of 1 or more, not {cores!r}")
+    master = data.get("master") or ""
+    if master and not (isinstance(master, str) and re.match(r"^(spark|yarn|k8s)(://\S+)?$", master.strip())):
+        raise ConfigError(f"{file}: master must be a Spark cluster's master URL (spark://HOST:PORT, yarn or "
+                          f"k8s://https://HOST:PORT), not {master!r}; leave it out for a local run on cores")
+    spark_conf = data.get("spark_conf") or {}
+    if not isinstance(spark_conf, dict) or not all(str(k).startswith("spark.") for k in spark_conf):
+        raise ConfigError(f"{file}: spark_conf must be a mapping of Spark settings (keys that start with spark.)")
     configuration = data.get("configuration") or {}
     if not isinstance(configuration, dict):
         raise ConfigError(f"{file}: configuration must be a mapping of setting keys to values")
@@ -100,7 +118,8 @@ def load_config(path: str | os.PathLike) -> LocalConfig:
         parsed = settings_module.parse(configuration, literal_secrets=False)
     except SettingsError as error:
         raise ConfigError(f"{file}: {error}") from None
-    return LocalConfig(file, state_dir, cores, configuration, parsed)
+    return LocalConfig(file, state_dir, cores, configuration, parsed, master.strip(),
+                       {str(k): _text(v) for k, v in spark_conf.items()})
 
 
 def _text(value: Any) -> str:
@@ -170,6 +189,7 @@ def spark_confs(config: LocalConfig) -> dict[str, str]:
         # run listens where the network reaches it.
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
+        **config.spark_conf,
     }
 
 
@@ -250,7 +270,7 @@ def run_pipeline(config: LocalConfig, full_refresh: bool = False, output: str = 
     status.unlink(missing_ok=True)
     # The launcher's Spark Connect server runs on "local" (one core) unless told otherwise.
     command = [str(spark_home() / "bin" / "spark-class"), "org.apache.spark.deploy.SparkPipelines",
-               "--remote", f"local[{config.cores}]", str(Path(__file__).parent / "engine.py"), "--spec", str(spec),
+               "--remote", config.spark_master, str(Path(__file__).parent / "engine.py"), "--spec", str(spec),
                "--state-path", config.settings.state_path, "--status-file", str(status), "--output", output,
                "--progress", "bar" if sys.stdout.isatty() else "lines",
                *(["--summary-json", str(summary_json.resolve())] if summary_json else [])]
