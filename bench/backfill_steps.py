@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import yaml
+from _measure import PeakMemory
 from _simulator import simulator
 
 from pi_lakeflow.local.uncommitted import committed_files
@@ -52,29 +53,6 @@ class Flow:
     lines: list[str] = field(default_factory=list)
 
 
-def tree_rss(root: int) -> int:
-    """Resident bytes of ``root`` and every process under it."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            parents.setdefault(int(stat[1]), []).append(int(entry.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    total, todo, seen = 0, [root], set()
-    while todo:
-        pid = todo.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        todo.extend(parents.get(pid, []))
-        try:
-            total += int((Path(f"/proc/{pid}/statm")).read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError):
-            continue
-    return total
-
-
 def run(config: Path, kill_after: float | None = None) -> Flow:
     """Start ``pi-lakeflow run``; stop it (SIGKILL) once its time-series flow has completed, or
     ``kill_after`` seconds into that flow."""
@@ -82,17 +60,12 @@ def run(config: Path, kill_after: float | None = None) -> Flow:
     launched = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "pi_lakeflow.cli", "run", "--verbose", "--config", str(config)],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.wait(0.5):
-            seen.peak_bytes = max(seen.peak_bytes, tree_rss(process.pid))
+    memory, stop = PeakMemory(process.pid), threading.Event()
 
     def killer(at: float) -> None:
         if not stop.wait(at):
             os.killpg(process.pid, signal.SIGKILL)
 
-    threading.Thread(target=sample, daemon=True).start()
     flow_started = None
     for line in process.stdout:
         now = time.perf_counter() - launched
@@ -108,6 +81,7 @@ def run(config: Path, kill_after: float | None = None) -> Flow:
             break
     seen.flow = time.perf_counter() - launched - (flow_started or 0)
     stop.set()
+    seen.peak_bytes = memory.stop()
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:

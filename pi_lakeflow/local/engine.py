@@ -28,7 +28,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import pyarrow.compute as pc
 from pyspark.errors import PySparkException
 from pyspark.pipelines.cli import load_pipeline_spec, register_definitions
 from pyspark.pipelines.spark_connect_graph_element_registry import SparkConnectGraphElementRegistry
@@ -37,7 +36,7 @@ from pyspark.sql import SparkSession
 
 from pi_lakeflow import exits
 from pi_lakeflow.local.runner import PROGRESS_MARK, spark_error
-from pi_lakeflow.runtime.state import StateStore
+from pi_lakeflow.runtime.state import PlanInfo, StateStore
 from pi_lakeflow.config.settings import parse
 from pi_lakeflow.tables.registry import layers
 
@@ -94,13 +93,12 @@ class PartitionWatcher(threading.Thread):
                 if not self.store.written_since(batch, self.started_ns):
                     continue
                 self.first_batch = batch if self.first_batch is None else self.first_batch
-                info, rows = self.store.plan(batch)
+                info, (tags, behind) = self.store.plan_info(batch), self.store.due(batch)
                 self.planned[batch] = self.moved = self.news = time.monotonic()
-                due = rows.filter(pc.field("partition") >= 0)  # -1: tags kept aside
-                self.sizes[batch], self.tags_done[batch] = (info.partitions, due.num_rows), 0
+                self.sizes[batch], self.tags_done[batch] = (info.partitions, tags), 0
                 self.steps[batch] = batch - self.first_batch + info.steps
                 if info.steps > 1 or batch > self.first_batch:
-                    say(self.step_line(batch, info, due))
+                    say(self.step_line(batch, info, tags, behind))
             partitions = self.sizes[batch][0]
             finished = self.store.finished_partitions(batch)
             for partition in finished:
@@ -133,18 +131,20 @@ class PartitionWatcher(threading.Thread):
                 say(head + self.reading(batch, finished))
                 self.news = now
 
-    def step_line(self, batch: int, info, due) -> str:
-        """A batch of a back-fill in steps (pi.step): which step of how many, what it reads, and,
-        after the first, about how long the steps left take at the pace so far."""
+    def step_line(self, batch: int, info: PlanInfo, tags: int, behind: int | None) -> str:
+        """A batch of a back-fill in steps (pi.step): which step of how many, what it reads (its
+        tags, from where the one furthest behind is), and, after the first, about how long the
+        steps left take at the pace so far."""
         step, steps = batch - self.first_batch + 1, self.steps[batch]
-        behind = pc.min(pc.coalesce(due["cursor_ns"], due["origin_ns"])).as_py()
-        line = f"batch {batch}: step {step} of {steps} of a back-fill (pi.step), {due.num_rows:,} tags"
+        line = f"batch {batch}: step {step} of {steps} of a back-fill (pi.step), {tags:,} tags"
         if behind is not None:
             line += f", from {time.strftime('%Y-%m-%d %H:%M', time.gmtime(behind / 1e9))} UTC to " \
                     f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(info.end_ns / 1e9))} UTC; each step commits"
         if step > 1:
             pace = (time.monotonic() - self.planned[self.first_batch]) / (step - 1)
             line += f"; about {duration(pace * (steps - step + 1))} left"
+        elif steps > 1:
+            line += " (the time left is estimated after this step)"
         return line
 
     def reading(self, batch: int, finished: list[int]) -> str:

@@ -140,9 +140,11 @@ class StateStore:
         for number in range(info.partitions):
             write_arrow(self._plan_part_path(info.batch, number),
                         rows.slice(bounds[number + 1], bounds[number + 2] - bounds[number + 1]), {})
+        due = rows.slice(bounds[1])
+        behind = pc.min(pc.coalesce(due["cursor_ns"], due["origin_ns"])).as_py() if len(due) else None
         meta = {"batch": info.batch, "end_ns": info.end_ns, "partitions": info.partitions,
                 "lookback_ns": info.lookback_ns, "missing": info.missing, "follows": info.follows,
-                "steps": info.steps, "format": FORMAT}
+                "steps": info.steps, "due": {"tags": len(due), "behind_ns": behind}, "format": FORMAT}
         write_arrow(folder / "plan.arrow", rows.slice(0, bounds[1]), meta)
 
     def _plan_part_path(self, batch: int, partition: int) -> Path:
@@ -160,6 +162,16 @@ class StateStore:
                                    f"(pi-lakeflow run --full-refresh, or a full refresh on Databricks)")
         return PlanInfo(meta["batch"], meta["end_ns"], meta["partitions"], meta["lookback_ns"], meta["missing"],
                         meta["follows"], meta.get("steps", 1)), _as_plan(table)
+
+    def due(self, batch: int) -> tuple[int, int | None]:
+        """How many tags a batch reads, and where the one furthest behind starts (its cursor, or
+        its origin while it has none; None: no tag), without reading the plan's tags."""
+        path = self._batch_dir(batch) / "plan.arrow"
+        meta = json.loads(pa.ipc.open_file(pa.py_buffer(path.read_bytes())).schema.metadata[b"pi_lakeflow"])
+        if "due" in meta:
+            return meta["due"]["tags"], meta["due"]["behind_ns"]
+        rows = self.plan(batch)[1].filter(pc.field("partition") >= 0)  # a plan written before it was kept
+        return len(rows), pc.min(pc.coalesce(rows["cursor_ns"], rows["origin_ns"])).as_py()
 
     def plan_info(self, batch: int) -> PlanInfo:
         """A batch's plan without its tags (but those kept aside, read with it)."""

@@ -24,15 +24,15 @@ is ignored: ``pi.step`` bounds a time-series batch), Spark 4.0 and 4.1 call ``la
 Without ``start`` a reader takes the end of the last batch Spark ran from the state store (Spark
 plans a batch only after the one before it has run), and ``partitions(start, end)``, which every
 version calls with both offsets, re-plans a batch planned from another start (a new checkpoint
-over an older state folder).
+over an older state folder). Each reader probes ``pi.state_path`` when it is made, on the
+driver, and each task before it reads (state.probe: once per Python process).
 
 Back-fills in steps (``pi_timeseries``, Spark 4.2 and later): the reader supports
 Trigger.AvailableNow (a pipeline update's trigger), so one update runs as many batches as the
 back-fill's steps take, each committed. ``prepareForTriggerAvailableNow`` fixes the update's end
 (the server's now then) so that the update ends; the later batches of one update do not read a
 tag whose read failed in it again. Spark 4.0 and 4.1 run one batch per update, to which this
-source gives the whole window (no steps): an update still lands everything it can. Each reader probes ``pi.state_path`` when it is made, on the
-driver, and each task before it reads (state.probe: once per Python process).
+source gives the whole window (no steps): an update still lands everything it can.
 """
 
 from __future__ import annotations
@@ -47,16 +47,6 @@ from pyspark.sql.datasource import DataSource, DataSourceReader, DataSourceStrea
 from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.types import StructType
 
-try:
-    from pyspark.sql.streaming.datasource import SupportsTriggerAvailableNow
-    #: Whether Spark can run an update in several batches (admission control, Spark 4.2 and later).
-    STEPS = True
-except ImportError:  # Spark 4.0 and 4.1: one batch per AvailableNow update
-    STEPS = False
-
-    class SupportsTriggerAvailableNow:  # type: ignore[no-redef]
-        """Spark 4.2's mixin, absent before it: here a plain base that Spark never calls."""
-
 from pi_lakeflow.config.connection import connect
 from pi_lakeflow.config.settings import Settings, parse
 from pi_lakeflow.runtime.channels import ChannelListener
@@ -67,6 +57,16 @@ from pi_lakeflow.runtime.timeseries import plan_next, read_partition
 from pi_lakeflow.runtime.views import ReadContext
 from pi_lakeflow.tables import registry
 from pi_lakeflow.tables.schemas import TIMESERIES
+
+try:
+    from pyspark.sql.streaming.datasource import SupportsTriggerAvailableNow
+    #: Whether Spark can run an update in several batches (admission control, Spark 4.2 and later).
+    STEPS = True
+except ImportError:  # Spark 4.0 and 4.1: one batch per AvailableNow update
+    STEPS = False
+
+    class SupportsTriggerAvailableNow:  # type: ignore[no-redef]
+        """Spark 4.2's mixin, absent before it: here a plain base that Spark never calls."""
 
 #: Batches kept in the state store behind the last committed one (for replays and the log).
 KEEP_BATCHES = 3

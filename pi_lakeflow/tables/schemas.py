@@ -19,7 +19,8 @@ SPARK_TIMESTAMP = pa.timestamp("us", tz="UTC")
 #: time): one row per change PI made to a value, with where and when it landed. ``action`` is Add
 #: (a value PI added, or one read for the first time), Update (its content changed: the row
 #: carries the new content) or Delete (PI no longer holds it: the row carries only its key, the
-#: value columns null and the flags false). ``batch`` is the run (or the real-time poll) that read it.
+#: value columns null and the flags false). ``batch`` is the batch that read it (a run, or one step of a
+#: back-fill: pi.step), or the real-time poll.
 TIMESERIES = pa.schema([
     *(pa.field(f.name, SPARK_TIMESTAMP, f.nullable) if f.type == schemas.TIMESTAMP else f
       for f in schemas.VALUE_FIELDS),

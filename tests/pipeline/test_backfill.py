@@ -4,6 +4,7 @@ step, then run again. The oracle is the simulator's ground truth (its clock stan
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
@@ -50,7 +51,7 @@ def test_a_back_fill_killed_mid_step_resumes_after_its_last_committed_step_and_l
         first_out = finish(first)
         assert first.returncode == -signal.SIGKILL
         assert "step 1 of 8 of a back-fill (pi.step), 120 tags, from " in first_out, first_out[-3000:]
-        assert "step 4 of 8" in first_out and "about" in first_out
+        assert "batch 3: step 3 of 8 of a back-fill" in first_out and " left" in first_out, first_out[-3000:]
 
         # What the killed run committed: the first three steps, exactly (a plain parquet reader
         # would also see the files of the fourth step's finished tasks: they are removed below).
@@ -87,3 +88,39 @@ def test_a_back_fill_killed_mid_step_resumes_after_its_last_committed_step_and_l
 def nanoseconds(stamp: datetime) -> int:
     """A timestamp Spark gave back (naive, in the session's zone: UTC) as nanoseconds since 1970."""
     return round(stamp.replace(tzinfo=timezone.utc).timestamp() * 1e6) * 1000
+
+
+def test_a_tag_that_fails_in_a_back_fill_is_left_aside_until_the_next_run_and_the_run_ends(tmp_path):
+    """A tag the server refuses fails in the first step; the later steps of the run leave it aside
+    (a run that read it again each step would never end while it fails); the others land exactly;
+    the summary names it once; the next run reads it."""
+    plant = PlantConfig(tags=30, elements=5, event_frames=2, origin_ticks=NOW, sampling_seconds=60)
+    with make_server(plant) as server:
+        truth, points = GroundTruth(server.api), server.api.plant.points
+        victim = points[3]
+        server.api.server_config = dataclasses.replace(server.api.server_config, failing_tags=(victim.name,))
+        config = write_config(tmp_path, server.url, **{"pi.start": to_pi_time(NOW_NS - 6 * HOUR), "pi.step": "2h",
+                                                       "pi.partition_size": "10"})
+        state = tmp_path / "pi-state"
+        first = start("run", config)
+        out = finish(first)
+        assert first.returncode == 3 and "Traceback" not in out, out[-3000:]
+        assert "batch 3: step 3 of 3" in out and "29 tags complete, 1 failed" in out, out[-3000:]
+        assert out.count(f"failed: {victim.name}: HTTP 500") == 1, out[-3000:]
+        log = table_rows(state, "pi_ingestion_log")
+        assert sorted(r["batch"] for r in log if r["tags_failed"]) == [1]
+        assert sum(r["tags"] for r in log if r["batch"] == 1) == 30 and sum(r["tags"] for r in log if r["batch"] == 3) == 29
+        cursors = {r["name"]: r for r in table_rows(state, "pi_tag_cursors")}
+        assert "HTTP 500" in cursors[victim.name]["last_error"] and cursors[victim.name]["cursor"] is None
+        others = [p for p in points if p is not victim]
+        landed = Counter(value_row(r) for r in table_rows(state, "pi_timeseries"))
+        assert not [r for r, n in landed.items() if n > 1]
+        assert set(landed) == set(truth_rows(truth, others, NOW_NS - 6 * HOUR, NOW_NS))
+
+        server.api.server_config = dataclasses.replace(server.api.server_config, failing_tags=())
+        second = start("run", config)
+        out = finish(second)
+        assert second.returncode == 0 and "1 tag complete, 0 failed" in out, out[-3000:]
+        landed = Counter(value_row(r) for r in table_rows(state, "pi_timeseries"))
+        assert not [r for r, n in landed.items() if n > 1]
+        assert set(landed) == set(truth_rows(truth, points, NOW_NS - 6 * HOUR, NOW_NS))

@@ -351,7 +351,10 @@ def report_oracle(spark, warehouse: Path) -> dict:
             "pass_rate": round(100 * len(silver) / (len(silver) + len(quarantine)), 2),
             "stale_tags": sum(1 for r in rows("pi_points") if r["web_id"] not in latest
                               or latest[r["web_id"]] < window_end - timedelta(hours=1)),
-            "failed_tags": sum(r["tags_failed"] for r in log if r["batch"] == last_batch)},
+            # tags whose last read failed (a back-fill's later steps leave them aside), and the
+            # names the latest batch did not find
+            "failed_tags": sum(1 for r in rows("pi_tag_cursors") if r["last_error"] is not None)
+            + sum(r["tags_failed"] for r in log if r["batch"] == last_batch and r["partition"] == -1)},
         "ingestion": dict(sorted(per_batch.items())),
         "quarantine_reasons": Counter(rule for r in quarantine for rule in r["failed_rules"]),
         "quarantine_tags": {tag: Counter(" + ".join(sorted(r["failed_rules"])) for r in quarantine if r["name"] == tag)

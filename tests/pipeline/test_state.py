@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import pyarrow as pa
 import pytest
@@ -192,9 +193,15 @@ def test_a_task_reads_only_its_partition_of_the_plan_and_a_one_file_plan_still_r
     one_file = StateStore(tmp_path / "one")
     meta = {"batch": 1, "end_ns": END, "partitions": 2, "lookback_ns": 10, "missing": {}, "follows": 0,
             "format": FORMAT}
-    write_arrow(tmp_path / "one" / "batches" / "00000001" / "plan.arrow", rows, meta)
+    # As written then: no read_to_ns (each tag read to the plan's end), no count of the due tags.
+    write_arrow(tmp_path / "one" / "batches" / "00000001" / "plan.arrow", rows.drop_columns(["read_to_ns"]), meta)
     assert one_file.plan_info(1) == info and one_file.plan(1)[1].num_rows == 4
     assert [r["web_id"] for r in one_file.plan_part(1, 0)[1].to_pylist()] == ["A", "B"]
+    assert one_file.plan_part(1, 0)[1]["read_to_ns"].null_count == 2
+    # The tags a batch reads and where the one furthest behind starts (A: no cursor, origin 0).
+    assert store.due(1) == one_file.due(1) == (3, 0)
+    assert store.written_since(1, 0) and not store.written_since(1, time.time_ns() + 10**9)
+    assert not store.written_since(2, 0)
     for each in (store, one_file):  # the tags kept aside survive into the state after the batch
         for partition, tags in ((0, ["A", "B"]), (1, ["D"])):
             outcome = each.plan_part(1, partition)[1].append_column("values_read", pa.array([0] * len(tags), pa.int64()))
