@@ -28,9 +28,11 @@ import yaml
 from _measure import PeakMemory
 from _simulator import simulator
 
+from pi_client.times import parse_duration, to_pi_time
 from pi_lakeflow.runtime.state import StateStore, ingestion_log
 
 END = "2024-05-02T00:00:00Z"
+END_NS = 1_714_608_000 * 1_000_000_000
 
 
 def main() -> None:
@@ -44,7 +46,7 @@ def main() -> None:
         folder = Path(tempfile.mkdtemp(prefix="pi-bench-"))
         config = folder / "config.yml"
         config.write_text(yaml.safe_dump({"state_dir": "state", "cores": args.cores, "configuration": {
-            "pi.url": url, "pi.start": f"*-{args.window}", "pi.end": END, "pi.step": "none",
+            "pi.url": url, "pi.start": to_pi_time(END_NS - parse_duration(args.window)), "pi.end": END, "pi.step": "none",
             "pi.partition_size": str(args.partition)}}))
         launched, wall = time.perf_counter(), time.time()
         run = subprocess.Popen([sys.executable, "-m", "pi_lakeflow.cli", "run", "--verbose", "--config", str(config)],
@@ -64,7 +66,7 @@ def main() -> None:
             found = re.match(r"\s+pi_timeseries\s+([\d,]+)", line)
             if found:
                 landed = int(found.group(1).replace(",", ""))
-            if re.search(r"partition|failed|pi_timeseries|pi_quality|defined", line):
+            if re.search(r"partition|failed|pi_timeseries|pi_quality|defined|pi-lakeflow", line):
                 print(f"  {now:6.1f} s  {line.rstrip()}")
         status = run.wait()
         total, peak = time.perf_counter() - launched, memory.stop()

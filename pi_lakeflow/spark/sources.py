@@ -88,7 +88,9 @@ class TimeSeriesReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         probe(self.settings.state_path)
         self.store = StateStore(self.settings.state_path)
         self.update_now: int | None = None  # the server's now when an AvailableNow update began
-        self.update_from: int | None = None  # the batch that update continued from
+        # The newest batch whose tasks had all finished when that update began: a tag that failed
+        # in a later batch failed in this update, and its later batches leave it aside.
+        self.settled: int | None = None
 
     def initialOffset(self) -> dict:
         return {"batch": 0}
@@ -97,6 +99,7 @@ class TimeSeriesReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         """An update (Trigger.AvailableNow) reads up to the server's now as it begins, in steps."""
         with connect(self.settings) as client:
             self.update_now = client.server_time()
+        self.settled = self.store.newest_finished()
 
     def latestOffset(self, start: dict | None = None, limit=None) -> dict:
         """The next batch, planned from the tag state after ``start``; ``start`` when nothing is
@@ -112,13 +115,11 @@ class TimeSeriesReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
             raise RuntimeError(f"the stream's checkpoint continues from batch {after}, which pi.state_path "
                                f"{self.settings.state_path} no longer holds (it holds {self.store.batches()}); "
                                f"a full refresh reads every tag again from pi.start")
-        if self.update_now is not None and self.update_from is None:
-            self.update_from = after
         with connect(self.settings) as client:
             now = self.update_now if self.update_now is not None else client.server_time()
             return plan_next(client, self.settings, self.store, after, batch, now,
                              step_ns=self.settings.step_ns if STEPS else 0,
-                             retry_failed=self.update_from is None or after == self.update_from)
+                             retry_failed=self.settled is None or after <= self.settled)
 
     def partitions(self, start: dict, end: dict) -> list[BatchPartition]:
         if end["batch"] == start["batch"]:  # Spark asks for the first batch even when nothing is due

@@ -32,6 +32,9 @@ PLANT = PlantConfig(tags=120, elements=5, event_frames=2, origin_ticks=NOW, samp
 
 
 def test_a_back_fill_killed_mid_step_resumes_after_its_last_committed_step_and_lands_exactly_the_truth(tmp_path):
+    """Killed in its fourth step of eight: the three committed steps are in the table exactly; the
+    next run reads the fourth again and the rest (with a tag the server refuses: left aside for
+    the run's later steps); the run after it reads that tag's steps; then exactly the truth."""
     # Each request waits 0.4 s, so that a step lasts seconds and the kill lands inside one.
     with make_server(PLANT, latency=0.4) as server:
         truth, points = GroundTruth(server.api), server.api.plant.points
@@ -60,67 +63,49 @@ def test_a_back_fill_killed_mid_step_resumes_after_its_last_committed_step_and_l
         assert set(committed) == set(truth_rows(truth, points, START_NS, START_NS + 3 * STEP))
         strays = uncommitted_files(state / "warehouse" / "pi_timeseries")
 
+        # Resumed while the server refuses one tag: it fails in the fourth step, the later steps
+        # leave it aside (a run reading it again each step would not end while it fails), the
+        # others go on to the end.
+        victim = points[7]
+        server.api.server_config = dataclasses.replace(server.api.server_config, failing_tags=(victim.name,))
         second = start("run", config)
         out = finish(second)
-        assert second.returncode == 0 and "Traceback" not in out, out[-3000:]
+        assert second.returncode == 3 and "Traceback" not in out, out[-3000:]
         if strays:
             assert re.search(rf"removed {len(strays)} files? \(.*\) that a killed run left uncommitted in "
                              rf"pi_timeseries", out), out[-3000:]
         # The fourth step again (Spark runs the batch it had not committed), then the other four.
         assert "batch 4: step 1 of 5 of a back-fill" in out and "batch 8: step 5 of 5" in out, out[-3000:]
         rows = table_rows(state, "pi_timeseries")
+        second_run = sum(1 for r in rows if r["batch"] >= 4)
+        assert re.search(rf"run completed in [\d.]+ s: {second_run:,} values landed; 119 tags complete, 1 failed",
+                         out), out[-3000:]
+        assert out.count(f"failed: {victim.name}: HTTP 500") == 1, out[-3000:]
+        others = [p for p in points if p is not victim]
         landed = Counter(value_row(r) for r in rows)
         assert not [r for r, n in landed.items() if n > 1], "a value landed twice"
+        assert set(landed) == set(truth_rows(truth, others, START_NS, NOW_NS)) | \
+            set(truth_rows(truth, [victim], START_NS, START_NS + 3 * STEP))
+
+        # The next run reads the tag's five steps left, and nothing else.
+        server.api.server_config = dataclasses.replace(server.api.server_config, failing_tags=())
+        third = start("run", config)
+        out = finish(third)
+        assert third.returncode == 0 and "1 tag complete, 0 failed" in out, out[-3000:]
+        landed = Counter(value_row(r) for r in table_rows(state, "pi_timeseries"))
+        assert not [r for r, n in landed.items() if n > 1], "a value landed twice"
         assert set(landed) == set(truth_rows(truth, points, START_NS, NOW_NS))
-        second_run = sum(1 for r in rows if r["batch"] >= 4)
-        assert re.search(rf"run completed in [\d.]+ s: {second_run:,} values landed; 120 tags complete, 0 failed",
-                         out), out[-3000:]
 
         # The step is respected: each batch read each tag 6 hours past its cursor (1 hour of
-        # look-back before it), and 8 batches in all.
+        # look-back before it): 8 batches, then the failed tag's 5.
         log = table_rows(state, "pi_ingestion_log")
-        ends = sorted({(r["batch"], r["read_to"]) for r in log})
-        assert [b for b, _ in ends] == list(range(1, 9))
-        assert [nanoseconds(e) for _, e in ends] == [START_NS + k * STEP for k in range(1, 9)]
+        ends = sorted({(r["batch"], nanoseconds(r["read_to"])) for r in log})
+        assert ends == [(k, START_NS + k * STEP) for k in range(1, 9)] + \
+            [(k, START_NS + (k - 5) * STEP) for k in range(9, 14)]
         assert all(nanoseconds(r["read_to"]) - nanoseconds(r["read_from_min"]) <= STEP + HOUR for r in log)
+        assert [r["batch"] for r in log if r["tags_failed"]] == [4]
 
 
 def nanoseconds(stamp: datetime) -> int:
     """A timestamp Spark gave back (naive, in the session's zone: UTC) as nanoseconds since 1970."""
     return round(stamp.replace(tzinfo=timezone.utc).timestamp() * 1e6) * 1000
-
-
-def test_a_tag_that_fails_in_a_back_fill_is_left_aside_until_the_next_run_and_the_run_ends(tmp_path):
-    """A tag the server refuses fails in the first step; the later steps of the run leave it aside
-    (a run that read it again each step would never end while it fails); the others land exactly;
-    the summary names it once; the next run reads it."""
-    plant = PlantConfig(tags=30, elements=5, event_frames=2, origin_ticks=NOW, sampling_seconds=60)
-    with make_server(plant) as server:
-        truth, points = GroundTruth(server.api), server.api.plant.points
-        victim = points[3]
-        server.api.server_config = dataclasses.replace(server.api.server_config, failing_tags=(victim.name,))
-        config = write_config(tmp_path, server.url, **{"pi.start": to_pi_time(NOW_NS - 6 * HOUR), "pi.step": "2h",
-                                                       "pi.partition_size": "10"})
-        state = tmp_path / "pi-state"
-        first = start("run", config)
-        out = finish(first)
-        assert first.returncode == 3 and "Traceback" not in out, out[-3000:]
-        assert "batch 3: step 3 of 3" in out and "29 tags complete, 1 failed" in out, out[-3000:]
-        assert out.count(f"failed: {victim.name}: HTTP 500") == 1, out[-3000:]
-        log = table_rows(state, "pi_ingestion_log")
-        assert sorted(r["batch"] for r in log if r["tags_failed"]) == [1]
-        assert sum(r["tags"] for r in log if r["batch"] == 1) == 30 and sum(r["tags"] for r in log if r["batch"] == 3) == 29
-        cursors = {r["name"]: r for r in table_rows(state, "pi_tag_cursors")}
-        assert "HTTP 500" in cursors[victim.name]["last_error"] and cursors[victim.name]["cursor"] is None
-        others = [p for p in points if p is not victim]
-        landed = Counter(value_row(r) for r in table_rows(state, "pi_timeseries"))
-        assert not [r for r, n in landed.items() if n > 1]
-        assert set(landed) == set(truth_rows(truth, others, NOW_NS - 6 * HOUR, NOW_NS))
-
-        server.api.server_config = dataclasses.replace(server.api.server_config, failing_tags=())
-        second = start("run", config)
-        out = finish(second)
-        assert second.returncode == 0 and "1 tag complete, 0 failed" in out, out[-3000:]
-        landed = Counter(value_row(r) for r in table_rows(state, "pi_timeseries"))
-        assert not [r for r, n in landed.items() if n > 1]
-        assert set(landed) == set(truth_rows(truth, points, NOW_NS - 6 * HOUR, NOW_NS))
