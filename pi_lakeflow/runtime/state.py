@@ -96,6 +96,7 @@ class PartStats:
     requests: int
     retries: int
     bytes_received: int
+    read_to_ns: int | None = None  # where its tags' reads were to end (the furthest; None: the plan's end)
 
 
 @dataclass(frozen=True)
@@ -388,7 +389,6 @@ def log_rows(store: StateStore, batch: int) -> pa.Table:
                      "read_to": info.end_ns // 1000, "failed_tags": list(info.missing.items())})
     for partition, (outcome, stats) in sorted(store.outcomes(batch).items()):
         failed = outcome.filter(pc.is_valid(outcome["last_error"]))
-        read_to = pc.max(pc.fill_null(store.plan_part(batch, partition)[1]["read_to_ns"], info.end_ns)).as_py()
         rows.append({
             "batch": batch, "partition": partition, "started_at": stats.started_ns // 1000, "seconds": stats.seconds,
             "tags": len(outcome), "tags_failed": len(failed),
@@ -397,7 +397,7 @@ def log_rows(store: StateStore, batch: int) -> pa.Table:
             "requests": stats.requests, "retries": stats.retries, "bytes_received": stats.bytes_received,
             "read_from_min": pc.min(outcome["read_from_ns"]).as_py() // 1000,
             "read_from_max": pc.max(outcome["read_from_ns"]).as_py() // 1000,
-            "read_to": (read_to if read_to is not None else info.end_ns) // 1000,
+            "read_to": (stats.read_to_ns if stats.read_to_ns is not None else info.end_ns) // 1000,
             "failed_tags": [(name or web_id, error) for name, web_id, error
                             in zip(*(failed[c].to_pylist() for c in ("name", "web_id", "last_error")))],
         })

@@ -172,7 +172,7 @@ def read_partition(client: PiClient, store: StateStore, batch: int, partition: i
         length = max(MIN_SLICE_NS, int(target / rate)) if rate else last - slice_end
     after = client.transport.stats.snapshot()
     stats = PartStats(started_ns, time.perf_counter() - started, after[0] - before[0], after[1] - before[1],
-                      after[2] - before[2])
+                      after[2] - before[2], last)
     store.write_outcome(batch, partition, progress.outcome(), stats)
 
 
