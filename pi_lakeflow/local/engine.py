@@ -131,11 +131,15 @@ class PartitionWatcher(threading.Thread):
                 say(head + self.reading(batch, finished))
                 self.news = now
 
+    def step_of(self, batch: int) -> tuple[int, int]:
+        """Which step of this run a batch is, and of how many its plan counts."""
+        return batch - self.first_batch + 1, self.steps[batch]
+
     def step_line(self, batch: int, info: PlanInfo, tags: int, behind: int | None) -> str:
         """A batch of a back-fill in steps (pi.step): which step of how many, what it reads (its
         tags, from where the one furthest behind is), and, after the first, about how long the
         steps left take at the pace so far."""
-        step, steps = batch - self.first_batch + 1, self.steps[batch]
+        step, steps = self.step_of(batch)
         line = f"batch {batch}: step {step} of {steps} of a back-fill (pi.step), {tags:,} tags"
         if behind is not None:
             line += f", from {time.strftime('%Y-%m-%d %H:%M', time.gmtime(behind / 1e9))} UTC to " \
@@ -157,8 +161,8 @@ class PartitionWatcher(threading.Thread):
         time left."""
         values, share, left = self.estimate(batch, finished)
         filled = round(share * width)
-        label = f"batch {batch}" + (f" (step {batch - self.first_batch + 1}/{self.steps[batch]})"
-                                    if self.steps[batch] > 1 else "")
+        step, steps = self.step_of(batch)
+        label = f"batch {batch}" + (f" (step {step}/{steps})" if steps > 1 else "")
         return (f"{label} [{'#' * filled}{'.' * (width - filled)}] {share:4.0%}  {values:,} values  "
                 f"{self.tags_done[batch]:,}/{self.sizes[batch][1]:,} tags  "
                 + (f"{left} left" if left else "estimating"))
