@@ -8,7 +8,7 @@ The public surface::
     data_servers, find_points, points_by_path, points_by_web_id
     asset_servers, asset_databases, find_database, elements, attributes, element_templates, points_from_af
     find_event_frames, owner_values
-    updates.register, updates.poll, updates.recorded_since
+    updates.register, updates.poll, updates.changes_since, updates.recorded_since
     channels.open_channel                               # WebSocket push (asyncio)
     schemas                                             # every Arrow schema, declared once
 

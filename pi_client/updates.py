@@ -33,12 +33,14 @@ from .times import NS_PER_SECOND, to_ns
 
 @dataclass(frozen=True)
 class Subscription:
-    """A registered stream: its current marker and its cursor (values before it are known)."""
+    """A registered stream: its current marker and its cursor (values before it are known);
+    ``point_type`` "Timestamp" puts its values in ``value_timestamp`` (as read_recorded's Tag)."""
 
     web_id: str
     marker: str
     cursor: int
     name: str = ""
+    point_type: str = ""
 
 
 @dataclass
@@ -47,7 +49,7 @@ class UpdatesResult:
 
     events: pa.Table
     subscriptions: dict[str, Subscription]
-    recovered: list[str] = field(default_factory=list)   # re-registered and re-read from their cursor
+    recovered: list[str] = field(default_factory=list)   # markers lost (poll: re-registered and re-read)
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -83,13 +85,22 @@ def poll(client: PiClient, subscriptions: Mapping[str, Subscription]) -> Updates
     Markers go many to a ``streamsets/updates`` sub-request (as many as its URL holds), the
     sub-requests through the batch controller. A sub-request that fails is asked again marker
     by marker, so that one lost marker or failing stream does not hold back the others."""
-    subs = dict(subscriptions)
-    errors: dict[str, str] = {}
-    events, lost = _ask(client, subs, errors)
-    tables = [events] if events.num_rows else []
+    found = changes_since(client, subscriptions)
+    subs, errors, lost = found.subscriptions, found.errors, found.recovered
+    tables = [found.events] if found.events.num_rows else []
     if lost:
         tables.append(_recover(client, subs, lost, errors))
     events = pa.concat_tables(tables) if tables else schemas.UPDATES.empty_table()
+    return UpdatesResult(events, subs, lost, errors)
+
+
+def changes_since(client: PiClient, subscriptions: Mapping[str, Subscription]) -> UpdatesResult:
+    """Every change since each subscription's marker, as :func:`poll` asks them, without
+    recovering lost markers: ``recovered`` lists the streams whose marker the server no longer
+    has (their subscriptions are unchanged), for a caller that catches up its own way."""
+    subs = dict(subscriptions)
+    errors: dict[str, str] = {}
+    events, lost = _ask(client, subs, errors)
     return UpdatesResult(events, subs, lost, errors)
 
 
@@ -120,7 +131,8 @@ def _ask(client: PiClient, subs: dict[str, Subscription], errors: dict[str, str]
                 web_id = web_id_of[marker]
                 streams.append(StreamData(web_id, subs[web_id].name or item.SourceName, None, item.Events))
                 subs[web_id] = replace(subs[web_id], marker=item.LatestMarker)
-        events = values_table(streams, with_action=True) if streams else schemas.UPDATES.empty_table()
+        stamped = frozenset(w for w, s in subs.items() if s.point_type == "Timestamp")
+        events = values_table(streams, stamped, with_action=True) if streams else schemas.UPDATES.empty_table()
     if events.num_rows:
         for web_id, newest in _latest_by_stream(events).items():
             subs[web_id] = replace(subs[web_id], cursor=max(subs[web_id].cursor, newest))
@@ -192,13 +204,18 @@ def _contents(values: pa.Table) -> list[tuple]:
     return list(zip(*(c.to_pylist() for c in columns)))
 
 
+def horizon() -> int:
+    """An end beyond the server's now (a day past this machine's clock): a read up to it is
+    "every value so far"."""
+    return time.time_ns() + 86_400 * NS_PER_SECOND
+
+
 def recorded_since(client: PiClient, cursors: Mapping[str, int], names: Mapping[str, str]
                    ) -> tuple[pa.Table, dict[str, str]]:
     """Every recorded value from each stream's cursor (included) to the server's now, as events
     with the action "Add" (schemas.UPDATES), and the errors per stream: how a stream whose updates
     were lost (an expired marker, a closed channel) catches up."""
-    horizon = time.time_ns() + 86_400 * NS_PER_SECOND  # beyond the server's now: "everything so far"
-    result = read_recorded(client, [Tag(w, names.get(w, "")) for w in cursors], 0, horizon, cursors=cursors)
+    result = read_recorded(client, [Tag(w, names.get(w, "")) for w in cursors], 0, horizon(), cursors=cursors)
     values = result.values
     events = values.append_column(pa.field("action", pa.string(), nullable=False),
                                   pa.array(["Add"] * values.num_rows, pa.string())).cast(schemas.UPDATES)

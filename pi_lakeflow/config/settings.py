@@ -24,6 +24,7 @@ from pi_lakeflow.tables.registry import TABLE_SETS
 
 AUTH_SCHEMES = ("anonymous", "basic", "bearer", "oidc", "kerberos")
 TRANSPORTS = ("markers", "channels")
+CHANGE_FEEDS = ("markers", "lookback")
 
 
 class SettingsError(ValueError):
@@ -205,6 +206,12 @@ class Settings:
     end: str = _key("pi.end", "*", "where each run stops: * is the PI server's now (its clock, not this machine's); ISO 8601 for a fixed end", _time)
     lookback_ns: int = _key("pi.lookback", "1h", "re-read this much before each tag's cursor to catch late, "
                                                  "edited and deleted values", _duration)
+    changes: str = _key("pi.changes", "markers",
+                        "how a run finds what changed in PI since the last: markers (each tag's stream-updates "
+                        "marker is kept between runs and a run lands the changes PI reports; the look-back is "
+                        "re-read only around a change before a tag's cursor, or where the server lost the marker; "
+                        "with pi.end * only) or lookback (every run re-reads pi.lookback of every tag)",
+                        _choice(CHANGE_FEEDS))
     step_ns: int = _key("pi.step", "7d", "a back-fill reads at most this much of each tag's time per batch, and "
                                         "each batch commits: the tables fill step by step and a stopped run "
                                         "resumes after its last step (Spark 4.2 and later; none: one batch)", _step)
@@ -259,6 +266,12 @@ class Settings:
     state_path: str = _key("pi.state_path", None, "folder where the time-series source keeps its per-tag cursors "
                                                   "and the real-time source its markers (a Unity Catalog volume "
                                                   "path on Databricks)", _path)
+
+    @property
+    def markers(self) -> bool:
+        """Whether runs read PI's changes through stream-update markers (pi.changes markers, and
+        runs that end at the server's now: a fixed pi.end is a window, not a feed)."""
+        return self.changes == "markers" and self.end == "*"
 
     def start_ns(self, now: int) -> int:
         return resolve_time(self.start, now)

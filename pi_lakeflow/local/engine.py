@@ -28,6 +28,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.errors import PySparkException
 from pyspark.pipelines.cli import load_pipeline_spec, register_definitions
 from pyspark.pipelines.spark_connect_graph_element_registry import SparkConnectGraphElementRegistry
@@ -36,7 +38,7 @@ from pyspark.sql import SparkSession
 
 from pi_lakeflow import exits
 from pi_lakeflow.local.runner import PROGRESS_MARK, spark_error
-from pi_lakeflow.runtime.state import PlanInfo, StateStore
+from pi_lakeflow.runtime.state import PartStats, PlanInfo, StateStore
 from pi_lakeflow.config.settings import parse
 from pi_lakeflow.tables.registry import layers
 
@@ -113,7 +115,7 @@ class PartitionWatcher(threading.Thread):
                 say(f"batch {batch}: partition {partition} read ({done} of {partitions}): {len(outcome):,} tags"
                     f"{f' ({failed} failed)' if failed else ''}, "
                     f"{sum(outcome['values_landed'].to_pylist()):,} values landed in {stats.seconds:.1f} s, "
-                    f"{stats.requests} requests")
+                    f"{stats.requests} requests{marker_note(outcome, stats)}")
             if len(finished) >= partitions or self.stopped.is_set():
                 continue
             now = time.monotonic()
@@ -272,6 +274,16 @@ class RunSummary:
 
 def _count(number: int, thing: str) -> str:
     return f"{number:,} {thing}{'' if number == 1 else 's'}"
+
+
+def marker_note(outcome: pa.Table, stats: PartStats) -> str:
+    """What a partition's markers did, when its tags have them: how many were read again around
+    a change before their cursor, and how many the server had lost."""
+    followed = pc.sum(pc.is_valid(outcome["marker"])).as_py() or 0
+    if not followed and not stats.lost:
+        return ""
+    return (f"; {followed:,} tags follow markers ({stats.reread:,} read again around earlier changes"
+            f"{f', {stats.lost:,} markers lost: their look-back read again' if stats.lost else ''})")
 
 
 def summary(store: StateStore, started_ns: int) -> RunSummary:

@@ -49,6 +49,11 @@ def value_hashes(values: pa.Table) -> np.ndarray:
         return np.empty(0, dtype=np.uint64)
     columns = values.select(list(_HASHED))
     frame = columns.set_column(1, "timestamp", columns["timestamp"].cast(pa.int64())).to_pandas()
+    # One dtype per column whatever the rows hold: pandas makes an integer column with nulls
+    # float64 and a boolean one with nulls object, and hashes each dtype its own way, so rows
+    # of digital states alone would hash apart from the same rows among numbers.
+    frame["state_code"] = frame["state_code"].astype(np.float64)
+    frame["value_bool"] = frame["value_bool"].astype(object)
     return pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
 
 

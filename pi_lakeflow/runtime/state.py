@@ -40,6 +40,8 @@ from pi_lakeflow.tables.schemas import CATALOG_LOG, INGESTION_LOG, SPARK_TIMESTA
 #: the key (timestamp, ordinal) and hash of each value PI held in the look-back range before the
 #: cursor when it was read (timeseries.DIGEST_ENTRY, 20 bytes each; see landing.value_hashes).
 #: ``rate``: values per second in the tag's last read (sizes the first time slice of a read).
+#: ``marker``: the tag's stream-updates marker (pi.changes markers; null: its next batch reads
+#: the look-back): every change PI reports after it is new to the table.
 STATE = pa.schema([
     pa.field("web_id", pa.string(), nullable=False),
     pa.field("name", pa.string()),
@@ -51,6 +53,7 @@ STATE = pa.schema([
     pa.field("digest", pa.binary()),
     pa.field("last_error", pa.string()),
     pa.field("rate", pa.float64()),
+    pa.field("marker", pa.string()),
 ])
 STATE_FIELDS = STATE.names
 
@@ -85,6 +88,7 @@ class PlanInfo:
     missing: dict[str, str]  # selected tag name -> why the server does not have it
     follows: int  # the batch whose tag state it was planned from (0: none, a new history)
     steps: int = 1  # batches of at most pi.step that the tags' reads up to end_ns take, this one included
+    markers: bool = False  # tags are read through stream-update markers (pi.changes markers)
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,8 @@ class PartStats:
     retries: int
     bytes_received: int
     read_to_ns: int | None = None  # where its tags' reads were to end (the furthest; None: the plan's end)
+    reread: int = 0  # tags with markers read again around changes before their cursor
+    lost: int = 0  # tags whose marker the server had lost (read again from the look-back)
 
 
 @dataclass(frozen=True)
@@ -145,7 +151,8 @@ class StateStore:
         behind = pc.min(pc.coalesce(due["cursor_ns"], due["origin_ns"])).as_py() if len(due) else None
         meta = {"batch": info.batch, "end_ns": info.end_ns, "partitions": info.partitions,
                 "lookback_ns": info.lookback_ns, "missing": info.missing, "follows": info.follows,
-                "steps": info.steps, "due": {"tags": len(due), "behind_ns": behind}, "format": FORMAT}
+                "steps": info.steps, "markers": info.markers, "due": {"tags": len(due), "behind_ns": behind},
+                "format": FORMAT}
         write_arrow(folder / "plan.arrow", rows.slice(0, bounds[1]), meta)
 
     def _plan_part_path(self, batch: int, partition: int) -> Path:
@@ -162,7 +169,7 @@ class StateStore:
                                    f"apart); a full refresh reads every tag again from pi.start "
                                    f"(pi-lakeflow run --full-refresh, or a full refresh on Databricks)")
         return PlanInfo(meta["batch"], meta["end_ns"], meta["partitions"], meta["lookback_ns"], meta["missing"],
-                        meta["follows"], meta.get("steps", 1)), _as_plan(table)
+                        meta["follows"], meta.get("steps", 1), meta.get("markers", False)), _as_plan(table)
 
     def due(self, batch: int) -> tuple[int, int | None]:
         """How many tags a batch reads, and where the one furthest behind starts (its cursor, or
@@ -248,7 +255,7 @@ class StateStore:
 
     def outcome(self, batch: int, partition: int) -> tuple[pa.Table, PartStats]:
         table, meta = read_arrow(self._part_path(batch, partition))
-        return table, PartStats(**meta)
+        return _conformed(table, OUTCOME), PartStats(**meta)
 
     def outcomes(self, batch: int) -> dict[int, tuple[pa.Table, PartStats]]:
         """The partitions of a batch that have finished, by partition number."""
@@ -266,7 +273,7 @@ class StateStore:
             raise RuntimeError(f"batch {batch} is committed but partitions {missing} left no outcome under "
                                f"{self._batch_dir(batch)}; the state folder was changed by hand?")
         kept = head.filter(pc.equal(head["partition"], -1)).select(STATE_FIELDS)
-        return pa.concat_tables([kept, *(t.select(STATE_FIELDS).cast(STATE) for t, _ in outcomes.values())])
+        return pa.concat_tables([kept, *(t.select(STATE_FIELDS) for t, _ in outcomes.values())])
 
     def prune(self, keep_from: int) -> None:
         """Remove batches older than ``keep_from`` (no replay needs them), keeping their rows of
@@ -303,10 +310,17 @@ class StateStore:
 
 def _as_plan(rows: pa.Table) -> pa.Table:
     """Plan rows as PLAN: a plan written before back-fills had steps has no ``read_to_ns`` (each
-    tag read to the plan's end)."""
-    if "read_to_ns" not in rows.column_names:
-        rows = rows.append_column("read_to_ns", pa.nulls(rows.num_rows, pa.int64()))
-    return rows
+    tag read to the plan's end), one written before markers no ``marker`` (none)."""
+    return _conformed(rows, PLAN)
+
+
+def _conformed(rows: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``rows`` with ``schema``'s columns, in its order: a nullable column that files written
+    by an earlier version lack is null."""
+    for name in schema.names:
+        if name not in rows.column_names:
+            rows = rows.append_column(schema.field(name), pa.nulls(rows.num_rows, schema.field(name).type))
+    return rows.select(schema.names).cast(schema)
 
 
 class StatePathError(RuntimeError):

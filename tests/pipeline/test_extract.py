@@ -40,7 +40,7 @@ def run_batch(client, store, settings, batch, now_ns) -> tuple[list[pa.Table], p
 def setup(tmp_path):
     with make_server(PLANT) as server:
         settings = parse({"pi.url": server.url, "pi.state_path": str(tmp_path), "pi.start": to_pi_time(NOW_NS - 6 * HOUR),
-                          "pi.end": "*", "pi.partition_size": "15", "pi.lookback": "1h"})
+                          "pi.end": "*", "pi.partition_size": "15", "pi.lookback": "1h", "pi.changes": "lookback"})
         client = PiClient(server.url, limits=Limits(values_per_batch=20_000),
                           retry=RetryPolicy(attempts=2, backoff=0.01, max_backoff=0.02))
         yield server, client, StateStore(tmp_path), settings
@@ -142,24 +142,27 @@ def test_shards_split_the_tags_without_overlap(setup):
     assert set().union(*planned) == {p.web_id for p in server.api.plant.points}
 
 
+@pytest.mark.parametrize("changes", ["lookback", "markers"])
 @pytest.mark.parametrize("days", [-900, 3], ids=["server behind", "server ahead"])
-def test_windows_end_at_the_servers_now_whatever_this_machines_clock_says(tmp_path, days):
+def test_windows_end_at_the_servers_now_whatever_this_machines_clock_says(tmp_path, days, changes):
     """pi.end ``*`` is the server's now (system/status ServerTime), as the time-series source plans
-    it: a server whose clock is years behind this machine's (or days ahead) loses nothing."""
+    it: a server whose clock is years behind this machine's (or days ahead) loses nothing, read
+    by look-back or through markers (a tag registered reads to a day past the server's now)."""
     server_now = time.time_ns() // TICK + days * 864_000_000_000
     plant = PlantConfig(tags=10, elements=10, event_frames=2, origin_ticks=server_now)
     with SimulatorServer(PiWebApi(plant, ServerConfig(), Clock(server_now))) as server, \
             PiClient(server.url, retry=RetryPolicy(attempts=2, backoff=0.01, max_backoff=0.02)) as client:
         settings = parse({"pi.url": server.url, "pi.state_path": str(tmp_path), "pi.start": "*-3h", "pi.end": "*",
-                          "pi.lookback": "1h"})
+                          "pi.lookback": "1h", "pi.changes": changes})
         store, truth, points, now_ns = StateStore(tmp_path), GroundTruth(server.api), server.api.plant.points, server_now * TICK
         assert client.server_time() == now_ns
         first, _ = run_batch(client, store, settings, 1, client.server_time())
         server.api.clock.advance(HOUR // TICK)
         second, state = run_batch(client, store, settings, 2, client.server_time())
-        assert set(state["cursor_ns"].to_pylist()) == {now_ns + HOUR}
+        if changes == "lookback":
+            assert set(state["cursor_ns"].to_pylist()) == {now_ns + HOUR}
         assert current_rows(r for t in first + second for r in t.to_pylist()) == \
-            Counter(truth_rows(truth, points, now_ns - 3 * HOUR, now_ns + HOUR))
+            Counter(truth_rows(truth, points, now_ns - 3 * HOUR, now_ns + HOUR + TICK))
         assert any(t.num_rows for t in second)
 
 
@@ -178,19 +181,24 @@ def planned_by_hand(selected: list[dict], state: list[dict], settings, start: in
         row = known.pop(tag["web_id"], None)
         if row is None:
             row = {"web_id": tag["web_id"], "origin_ns": start, "cursor_ns": None, "digest": None,
-                   "last_error": None, "rate": None}
+                   "last_error": None, "rate": None, "marker": None}
         cursor = row["cursor_ns"]
-        read_from = row["origin_ns"] if cursor is None else max(row["origin_ns"], cursor - settings.lookback_ns)
+        marker = row["marker"] if settings.markers else None
+        read_from = row["origin_ns"] if cursor is None else \
+            max(row["origin_ns"], min(cursor, end) - settings.lookback_ns)
         behind = row["origin_ns"] if cursor is None else cursor
-        reads = read_from < end and (cursor is None or cursor < end) and (retry_failed or row["last_error"] is None)
+        reads = (marker is not None or read_from < end and (cursor is None or cursor < end)) and \
+            (retry_failed or row["last_error"] is None)
         row = {**row, "name": tag["name"], "point_type": tag["point_type"], "read_from_ns": read_from,
-               "read_to_ns": min(behind + step, end) if step and reads else None}
+               "marker": marker, "read_to_ns": min(behind + step, end) if step and reads and marker is None else None}
         (due if reads else aside).append(row)
     due.sort(key=lambda r: (r["read_from_ns"], r["web_id"]))
     planned = [{**r, "partition": i // settings.partition_size} for i, r in enumerate(due)]
-    furthest = min((r["origin_ns"] if r["cursor_ns"] is None else r["cursor_ns"] for r in due), default=end)
-    steps = max(1, math.ceil((end - furthest) / step)) if step and due else 1
-    return planned, [{**r, "partition": -1, "read_to_ns": None} for r in aside + list(known.values())], steps
+    aside = [{**r, "marker": r["marker"] if settings.markers else None} for r in aside + list(known.values())]
+    furthest = min((r["origin_ns"] if r["cursor_ns"] is None else r["cursor_ns"] for r in due if r["marker"] is None),
+                   default=end)
+    steps = max(1, math.ceil((end - furthest) / step)) if step else 1
+    return planned, [{**r, "partition": -1, "read_to_ns": None} for r in aside], steps
 
 
 def test_the_plan_follows_the_planning_rules_for_any_state(tmp_path):
@@ -207,7 +215,7 @@ def test_the_plan_follows_the_planning_rules_for_any_state(tmp_path):
     with make_server(PLANT) as server, PiClient(server.url) as client:
         for trial in range(40):
             settings = parse({"pi.url": server.url, "pi.state_path": str(tmp_path), "pi.start": "*-6h",
-                              "pi.partition_size": str(rng.randint(1, 9)),
+                              "pi.partition_size": str(rng.randint(1, 9)), "pi.changes": rng.choice(["markers", "lookback"]),
                               "pi.lookback": rng.choice(["0s", "1h", "2d"]), "pi.tags.name_filter": "*"})
             end, start = settings.end_ns(NOW_NS), settings.start_ns(NOW_NS)
             selected = select_tags(client, settings).table.to_pylist()
@@ -216,7 +224,8 @@ def test_the_plan_follows_the_planning_rules_for_any_state(tmp_path):
                       "partition": rng.randint(-1, 2), "origin_ns": start - rng.randint(0, 10 * HOUR),
                       "cursor_ns": rng.choice([None, end, end + HOUR, end - rng.randint(1, 20 * HOUR)]),
                       "read_from_ns": 0, "digest": rng.randbytes(rng.randint(0, 40)),
-                      "last_error": rng.choice([None, "HTTP 500"]), "rate": rng.choice([None, 1 / 60])}
+                      "last_error": rng.choice([None, "HTTP 500"]), "rate": rng.choice([None, 1 / 60]),
+                      "marker": rng.choice([None, f"{trial:032x}_1"])}
                      for tag in rng.sample(selected + gone, rng.randint(0, len(selected)))]
             step, retry_failed = rng.choice([0, HOUR, 24 * HOUR]), rng.random() < 0.5
             planned = plan_batch(client, settings, pa.Table.from_pylist(state, schema=STATE), 1, 2, NOW_NS,
@@ -232,3 +241,22 @@ def test_the_plan_follows_the_planning_rules_for_any_state(tmp_path):
             assert rows[:len(due)] == [{f: r[f] for f in PLAN.names} for r in due], trial  # order: the partitions
             assert sorted(rows[len(due):], key=lambda r: r["web_id"]) == \
                 sorted(({f: r[f] for f in PLAN.names} for r in aside), key=lambda r: r["web_id"]), trial
+
+
+def test_a_values_hash_does_not_depend_on_the_rows_beside_it():
+    """landing.value_hashes of a digital state alone, or of a boolean alone, equals its hash
+    among numbers (pandas types a column by whether it holds nulls): a value reported alone by a
+    marker and read again among others is the same value, not an Update."""
+    from pi_client import schemas
+    from pi_lakeflow.runtime.landing import value_hashes
+
+    flags = {"good": True, "questionable": False, "substituted": False, "annotated": False}
+    rows = pa.Table.from_pylist([
+        {"web_id": "W1", "timestamp": 1, "ordinal": 0, "state_name": "Bad Input", "state_code": 307, "is_system": True,
+         **flags, "good": False},
+        {"web_id": "W2", "timestamp": 2, "ordinal": 0, "value_bool": True, "is_system": False, **flags},
+        {"web_id": "W3", "timestamp": 3, "ordinal": 0, "value_double": 1.5, "is_system": False, **flags},
+    ], schema=schemas.VALUES)
+    together = value_hashes(rows)
+    assert [value_hashes(rows.slice(i, 1))[0] for i in range(3)] == list(together)
+    assert len(set(together)) == 3
