@@ -53,16 +53,21 @@ class UpdatesResult:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def register(client: PiClient, web_ids: Iterable[str], cursor: int) -> dict[str, Subscription]:
-    """Register streams for updates (``POST streamsets/updates``, as many per request as the URL allows)."""
+def register(client: PiClient, web_ids: Iterable[str], cursor: int,
+             errors: dict[str, str] | None = None) -> dict[str, Subscription]:
+    """Register streams for updates (``POST streamsets/updates``, as many per request as the URL
+    allows). A stream the server does not register raises PiError, or, with ``errors``, is left
+    out and its message kept there."""
     found: dict[str, Subscription] = {}
     for group in client.url_groups(list(dict.fromkeys(web_ids))):
         query = "&".join(f"webId={quote(w, safe='')}" for w in group)
         for item in decode(client.transport.post(f"streamsets/updates?{query}"), Registrations).Items:
             if item.LatestMarker:
                 found[item.Source] = Subscription(item.Source, item.LatestMarker, cursor, item.SourceName)
-            else:
+            elif errors is None:
                 raise PiError(f"Registering {item.Source} for updates failed: {item.Status} {item.Exception}")
+            else:
+                errors[item.Source] = f"registering for updates failed: {item.Status} {item.Exception}"
     return found
 
 

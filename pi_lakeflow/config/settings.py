@@ -204,8 +204,9 @@ class Settings:
                         "AF element path; when set, the PI points its elements' attributes read")
     start: str = _key("pi.start", "*-1d", "where new tags start: ISO 8601 with a zone, or *-DURATION before the server's now", _time)
     end: str = _key("pi.end", "*", "where each run stops: * is the PI server's now (its clock, not this machine's); ISO 8601 for a fixed end", _time)
-    lookback_ns: int = _key("pi.lookback", "1h", "re-read this much before each tag's cursor to catch late, "
-                                                 "edited and deleted values", _duration)
+    lookback_ns: int = _key("pi.lookback", "1h", "how far before each tag's cursor a read compares what PI "
+                                                 "holds with what landed, to catch late, edited and deleted values: "
+                                                 "every run (pi.changes lookback), or where a marker was lost", _duration)
     changes: str = _key("pi.changes", "markers",
                         "how a run finds what changed in PI since the last: markers (each tag's stream-updates "
                         "marker is kept between runs and a run lands the changes PI reports; the look-back is "

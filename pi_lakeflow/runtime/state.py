@@ -414,6 +414,7 @@ def log_rows(store: StateStore, batch: int) -> pa.Table:
             "read_to": (stats.read_to_ns if stats.read_to_ns is not None else info.end_ns) // 1000,
             "failed_tags": [(name or web_id, error) for name, web_id, error
                             in zip(*(failed[c].to_pylist() for c in ("name", "web_id", "last_error")))],
+            "tags_reread": stats.reread, "markers_lost": stats.lost,
         })
     return pa.Table.from_pylist(rows, schema=INGESTION_LOG)
 

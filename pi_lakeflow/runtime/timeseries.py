@@ -96,7 +96,7 @@ def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, follows
     if not len(due) and not selected.errors:  # a batch of selected names the server lacks logs them
         return None
     steps = 1
-    reading = due.filter(pc.invert(polled.filter(moving)))  # a polled tag is never behind
+    reading = rows.filter(pc.and_(moving, pc.invert(polled)))  # a polled tag is never behind
     if step_ns and len(reading):
         steps = max(1, -(-(end - pc.min(pc.coalesce(reading["cursor_ns"], reading["origin_ns"])).as_py()) // step_ns))
     # Tags that start together share sub-requests, so a partition holds tags of one start where it can.
@@ -219,11 +219,12 @@ def _follow_changes(client: PiClient, progress: _PartitionRead) -> pa.Table:
             progress.marker[i] = found.subscriptions[rows[i]["web_id"]].marker
     caught_up = [i for i, r in enumerate(rows) if r["marker"] is None and progress.read_to[i] >= progress.end]
     fresh: dict[str, str] = {}
-    if lost or caught_up:
+    if lost or caught_up:  # a tag the server does not register is read by look-back; the next batch tries again
         try:
-            fresh = {w: s.marker for w, s in register(client, [rows[i]["web_id"] for i in lost + caught_up], 0).items()}
+            fresh = {w: s.marker for w, s in register(client, [rows[i]["web_id"] for i in lost + caught_up], 0,
+                                                      errors={}).items()}
         except PiError:
-            pass  # read as a look-back this time; the next batch registers them again
+            pass
     end = max(horizon(), progress.end + DAY_NS)  # beyond the server's now, whichever clock is ahead
     for i in lost + caught_up:
         progress.register(i, fresh.get(rows[i]["web_id"]), end)

@@ -33,6 +33,8 @@ TIMESERIES = pa.schema([
 
 #: pi_ingestion_log: one row per batch (one pipeline run) and tag partition. ``partition`` is -1
 #: for the tags that the selection names but the server does not have (``failed_tags``).
+#: ``tags_reread`` and ``markers_lost``: with pi.changes markers, the tags read again around a
+#: change before their cursor, and those whose marker the server no longer had.
 INGESTION_LOG = pa.schema([
     pa.field("batch", pa.int64(), nullable=False),
     pa.field("partition", pa.int32(), nullable=False),
@@ -49,6 +51,8 @@ INGESTION_LOG = pa.schema([
     pa.field("read_from_max", SPARK_TIMESTAMP),
     pa.field("read_to", SPARK_TIMESTAMP),
     pa.field("failed_tags", pa.map_(pa.string(), pa.string())),
+    pa.field("tags_reread", pa.int32()),
+    pa.field("markers_lost", pa.int32()),
 ])
 
 #: pi_tag_cursors: where each tag's next read starts, after the latest batch.

@@ -102,6 +102,8 @@ def test_each_batch_lands_every_change_once_and_reads_little_more_than_it_lands(
         assert Counter(log.current.values()) == Counter(after) and not log.repeats, batch
         actions.update(r["action"] for r in rows)
         batch_read, batch_landed = counts(store, batch)
+        stats = [stats for _, stats in store.outcomes(batch).values()]
+        assert sum(s.reread for s in stats) and not sum(s.lost for s in stats), batch  # edits read around
         read, landed = read + batch_read, landed + batch_landed
         before = after
     assert actions["Add"] > 1000 and actions["Update"] > 10 and actions["Delete"] > 10
@@ -137,8 +139,8 @@ def test_a_lost_marker_falls_back_to_the_look_back_and_stays_exact(setup, monkey
 
     registered = timeseries.register
 
-    def register_then_write(client, web_ids, cursor):  # the plant writes on while the tags are caught up
-        found = registered(client, web_ids, cursor)
+    def register_then_write(*args, **kwargs):  # the plant writes on while the tags are caught up
+        found = registered(*args, **kwargs)
         server.api.clock.advance(2 * MINUTE // TICK)
         server.api.server_config = dataclasses.replace(server.api.server_config, marker_ttl=600.0)
         return found
@@ -148,6 +150,7 @@ def test_a_lost_marker_falls_back_to_the_look_back_and_stays_exact(setup, monkey
     monkeypatch.undo()
     read, landed = counts(store, 3)
     assert read > PLANT.tags * 120  # every tag's look-back (1 h at 30 s) read again
+    assert sum(stats.lost for _, stats in store.outcomes(3).values()) == PLANT.tags
     state = store.tag_state(3)
     assert all(m is not None for m in state["marker"].to_pylist()) and not any(state["last_error"].to_pylist())
     after = truth_now(server)
