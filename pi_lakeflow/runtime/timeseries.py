@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 from pi_client import Lookup, PiClient, PiError, Tag, read_recorded
 from pi_client.schemas import UPDATES
 from pi_client.times import TICK_NS
-from pi_client.updates import Subscription, changes_since, horizon, register
+from pi_client.updates import Subscription, UpdatesResult, changes_since, horizon, register
 
 from pi_lakeflow.runtime.discovery import select_tags
 from pi_lakeflow.config.settings import NS_PER_SECOND, Settings
@@ -207,7 +207,10 @@ def _follow_changes(client: PiClient, progress: _PartitionRead) -> pa.Table:
     index = {r["web_id"]: i for i, r in enumerate(rows)}
     subscriptions = {r["web_id"]: Subscription(r["web_id"], r["marker"], 0, r["name"] or "", r["point_type"] or "")
                      for r in rows if r["marker"] is not None}
-    found = changes_since(client, subscriptions) if subscriptions else None
+    try:
+        found = changes_since(client, subscriptions) if subscriptions else None
+    except PiError as error:  # the server unreachable after the retries: these tags fail, the others read
+        found = UpdatesResult(UPDATES.empty_table(), subscriptions, [], {w: str(error) for w in subscriptions})
     lost, asked = [], []
     if found is not None:
         progress.lost = len(found.recovered)
@@ -328,7 +331,7 @@ class _PartitionRead:
         kept = value & in_digest
         entries = np.empty(int(kept.sum()), DIGEST_ENTRY)
         entries["timestamp_ns"], entries["ordinal"] = stamps[kept], events["ordinal"].to_numpy()[kept]
-        entries["hash"] = value_hashes(events.filter(pa.array(kept)).drop_columns(["action"]))
+        entries["hash"] = value_hashes(events.filter(pa.array(kept)))
         self.kept.append((tag[kept], entries))
         return events.filter(pa.array(direct))
 
