@@ -3,8 +3,9 @@ simulator on loopback, three runs, compared with the simulator's ground truth.
 
 Run 1 back-fills [NOW-6h, NOW). Then the server's clock moves 4 h (new values; late values
 back-filled, values edited and deleted inside the look-back), one tag fails on the server, and
-run 2 reads to NOW+4h: bronze lands each change once (Add, Update, Delete), silver and the
-quarantine hold PI's current values. Run 3 (``pi-lakeflow run``), with the tag healthy again and the same end, selects that tag and a
+run 2 lands what PI's stream-update markers report since run 1 (pi.changes markers, the default;
+the markers run 1 registered): bronze lands each change once (Add, Update, Delete), silver and
+the quarantine hold PI's current values. Run 3 (``pi-lakeflow run``), with the tag healthy again and the same end, selects that tag and a
 name the server does not have: it reads only that tag and reports the other.
 Tables are read from their parquet folders with a separate Spark session (the runs' metastore is
 an embedded Derby that one process at a time may open); run 1's materialized views are copied

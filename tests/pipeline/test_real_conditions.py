@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pyspark.sql import SparkSession
 
 from pi_client.times import to_pi_time
 from pi_lakeflow.runtime.realtime import MarkerStore
@@ -117,13 +116,10 @@ def loopback(address: str) -> bool:
     return ip in ("00000000000000000000000001000000", "0000000000000000FFFF00000100007F")
 
 
-def table_rows(state: Path, table: str) -> list[dict]:
-    spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false") \
-        .config("spark.sql.session.timeZone", "UTC").getOrCreate()
-    try:
-        return [r.asDict() for r in spark.read.parquet(str(state / "warehouse" / table)).collect()]
-    finally:
-        spark.stop()
+def table_rows(spark, state: Path, table: str) -> list[dict]:
+    """A table's rows, read from its parquet folder with the module's Spark session (one session
+    for the module: starting and stopping one per read can hang in pyspark's stop)."""
+    return [r.asDict() for r in spark.read.parquet(str(state / "warehouse" / table)).collect()]
 
 
 def finish(process: subprocess.Popen, timeout: float = 900) -> str:
@@ -192,12 +188,12 @@ def site(tmp_path_factory):
 
 
 @pytest.mark.parametrize("scheme", list(CREDENTIALS))
-def test_runs_with_every_scheme_land_exactly_the_ground_truth(site, scheme):
+def test_runs_with_every_scheme_land_exactly_the_ground_truth(site, scheme, spark):
     process, out = site["processes"][scheme], site["outputs"][scheme]
     # The basic run reads AF, where one element's attributes are denied: completed, with failures.
     assert process.returncode == (3 if scheme == "basic" else 0), out[-3000:]
     assert "Traceback" not in out
-    rows = table_rows(site["configs"][scheme].parent / "pi-state", "pi_timeseries")
+    rows = table_rows(spark, site["configs"][scheme].parent / "pi-state", "pi_timeseries")
     landed = Counter(value_row(r) for r in rows)
     assert not [r for r, n in landed.items() if n > 1], "a value landed twice"
     assert set(landed) == site["truths"][scheme] and len(landed) > 5_000
@@ -206,10 +202,10 @@ def test_runs_with_every_scheme_land_exactly_the_ground_truth(site, scheme):
 
 
 @pytest.mark.parametrize("scheme", list(CREDENTIALS))
-def test_streams_with_every_scheme_land_every_change_once(site, scheme):
+def test_streams_with_every_scheme_land_every_change_once(site, scheme, spark):
     process, out = site["processes"][f"stream-{scheme}"], site["outputs"][f"stream-{scheme}"]
     assert process.returncode == 0 and "Traceback" not in out, out[-3000:]
-    rows = table_rows(site["streams"][scheme].parent / "pi-state", "pi_timeseries_updates")
+    rows = table_rows(spark, site["streams"][scheme].parent / "pi-state", "pi_timeseries_updates")
     assert Counter(event_row(r) for r in rows) == site["changes"] and site["changes"]
 
 
@@ -258,12 +254,12 @@ def test_the_item_limit_is_learned_once_per_process_and_kept(site):
         assert '"max_items_per_call": 1000' in (config.parent / "pi-state" / "source" / "server-limits.json").read_text()
 
 
-def test_a_denied_af_element_is_reported_with_the_servers_message(site):
+def test_a_denied_af_element_is_reported_with_the_servers_message(site, spark):
     out = site["outputs"]["basic"]
     assert re.search(r"failed: pi_af_attributes \S+: HTTP 403: Access to the attributes of '[^']*P-00001' is "
                      r"denied by AF security", out), out[-3000:]
     assert "1 catalog item failed" in out
-    log = table_rows(site["configs"]["basic"].parent / "pi-state", "pi_catalog_log")
+    log = table_rows(spark, site["configs"]["basic"].parent / "pi-state", "pi_catalog_log")
     assert [(r["table"], "denied by AF security" in r["error"]) for r in log] == [("pi_af_attributes", True)]
 
 
@@ -298,7 +294,7 @@ def run_under_faults(api, config: Path) -> tuple[int, str]:
     return process.returncode, out
 
 
-def test_under_every_fault_at_thirty_percent_a_run_lands_what_succeeded_and_the_next_completes(tmp_path):
+def test_under_every_fault_at_thirty_percent_a_run_lands_what_succeeded_and_the_next_completes(tmp_path, spark):
     """Each request is retried (6 tries), so at 30% nearly every tag lands in the first run; the
     tag the server fails for good is reported with its message, and so would be any other whose
     request failed every try. Later runs read what failed; the table ends exactly the truth."""
@@ -315,7 +311,7 @@ def test_under_every_fault_at_thirty_percent_a_run_lands_what_succeeded_and_the_
         failed = {r["web_id"] for r in StateStore(state / "source").tag_state(1).to_pylist() if r["last_error"]}
         complete = re.search(r"run completed in .*: [\d,]+ values landed; (\d+) tags complete, (\d+) failed", out)
         assert complete and (int(complete[1]), int(complete[2])) == (60 - len(failed), len(failed)), out[-3000:]
-        landed = Counter(value_row(r) for r in table_rows(state, "pi_timeseries"))
+        landed = Counter(value_row(r) for r in table_rows(spark, state, "pi_timeseries"))
         assert landed == Counter(truth_rows(truth, [p for p in api.plant.points if p.web_id not in failed],
                                             START_NS, NOW_NS))
         api.server_config = dataclasses.replace(api.server_config, failing_tags=())
@@ -325,5 +321,5 @@ def test_under_every_fault_at_thirty_percent_a_run_lands_what_succeeded_and_the_
                 break
             assert status == 3, out[-3000:]
         assert status == 0, out[-3000:]
-        assert Counter(value_row(r) for r in table_rows(state, "pi_timeseries")) == \
+        assert Counter(value_row(r) for r in table_rows(spark, state, "pi_timeseries")) == \
             Counter(truth_rows(truth, api.plant.points, START_NS, NOW_NS))
