@@ -296,7 +296,7 @@ class _PartitionRead:
         """The changes the markers of tags ``asked`` reported (UPDATES columns) to land as they
         are: the values after a tag's cursor (Adds, each new). A change before the cursor (a
         late value, an edit, a delete) or of a value after it that is not new is read again
-        instead, from the tag's first such change to its last, and compared with its digest like
+        instead, from the tag's first such change to about its last, and compared with its digest like
         any re-read, so a change made twice or already landed lands once. Changes older than the
         digest (the look-back before the tag's cursor) are landed as they are; before the tag's
         origin, not at all. The tags asked that are not read again, and those whose asking
@@ -312,18 +312,23 @@ class _PartitionRead:
         added = pc.equal(events["action"], ADD).to_numpy(zero_copy_only=False)
         in_digest = stamps >= self.read_from[tag]
         touched = in_digest & (~added | (stamps < np.maximum(self.cursor, self.origin)[tag]))
+        # Each tag read again from its first such change to just past its last, that end rounded
+        # up to a grid of a thirtieth of the look-back: a slice never passes a tag's end, and ends
+        # of their own would cost a request per tag. What the read covers is not landed as reported.
         low = np.full(len(self.rows), np.iinfo(np.int64).max)
         high = np.full(len(self.rows), _NO_TIME)
         np.minimum.at(low, tag[touched], stamps[touched])
-        np.maximum.at(high, tag[touched], stamps[touched])
+        np.maximum.at(high, tag[touched], stamps[touched] + TICK_NS)
         again = np.zeros(len(self.rows), dtype=bool)
         again[tag[touched]] = True
+        grid = max(MIN_SLICE_NS, self.lookback // 30)
+        high[again] = -(-high[again] // grid) * grid
         for i in np.flatnonzero(again):
-            self.read_from[i], self.position[i], self.read_to[i] = low[i], low[i], high[i] + TICK_NS
+            self.read_from[i], self.position[i], self.read_to[i] = low[i], low[i], high[i]
         done[again] = False
         self.reread = int(again.sum())
         self._finish(done)
-        direct = (stamps >= self.origin[tag]) & ((stamps < low[tag]) | (stamps > high[tag]))
+        direct = (stamps >= self.origin[tag]) & ((stamps < low[tag]) | (stamps >= high[tag]))
         self.read += np.bincount(tag, minlength=len(self.rows))
         self.landed += np.bincount(tag[direct], minlength=len(self.rows))
         value = direct & added

@@ -167,4 +167,5 @@ def test_a_lost_marker_falls_back_to_the_look_back_and_stays_exact(setup, monkey
         log.apply(run_batch(server, client, store, settings, batch))
         assert Counter(log.current.values()) == Counter(truth_now(server)) and not log.repeats, batch
     read, landed = counts(store, 5)
-    assert read / landed <= 1.2, (read, landed)
+    assert not sum(stats.lost for _, stats in store.outcomes(5).values())
+    assert read / landed < 1.5, (read, landed)  # the markers followed again: not the look-back's 5x
