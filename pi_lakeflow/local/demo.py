@@ -1,7 +1,8 @@
 """``pi-lakeflow demo``: the embedded simulator, the pipeline run on it twice, what landed.
 
-The first run back-fills the history of every tag; the second, a little later, reads only what
-is new plus the look-back range, and lands only values that were not there yet. The config file
+The first run back-fills the history of every tag and registers it for stream updates; the
+second, a little later, lands what PI reports changed since (new, edited and deleted values), each
+change once. The config file
 written beside the tables lets ``pi-lakeflow query`` and ``pi-lakeflow run`` go on from there.
 """
 
@@ -65,7 +66,7 @@ def run_demo(tags: int, state_dir: Path, hours: int) -> int:
               f"{plant.event_frames:,} event frames)", flush=True)
         config_path = write_demo_config(state_dir, server.url, hours)
         config = load_config(config_path)
-        runs = ((1, f"back-fill of the last {hours} h"), (2, "incremental: new values and the look-back"))
+        runs = ((1, f"back-fill of the last {hours} h"), (2, "incremental: what PI reports changed since"))
         stop = threading.Event()
         announcer = threading.Thread(target=announce_when_queryable, args=(config, config_path, started, stop),
                                      daemon=True)

@@ -31,7 +31,7 @@ STEP = 6 * HOUR
 PLANT = PlantConfig(tags=120, elements=5, event_frames=2, origin_ticks=NOW, sampling_seconds=60)
 
 
-def test_a_back_fill_killed_mid_step_resumes_after_its_last_committed_step_and_lands_exactly_the_truth(tmp_path):
+def test_a_back_fill_killed_mid_step_resumes_after_its_last_committed_step_and_lands_exactly_the_truth(tmp_path, spark):
     """Killed in its fourth step of eight: the three committed steps are in the table exactly; the
     next run reads the fourth again and the rest (with a tag the server refuses: left aside for
     the run's later steps); the run after it reads that tag's steps; then exactly the truth."""
@@ -58,7 +58,7 @@ def test_a_back_fill_killed_mid_step_resumes_after_its_last_committed_step_and_l
 
         # What the killed run committed: the first three steps, exactly (a plain parquet reader
         # would also see the files of the fourth step's finished tasks: they are removed below).
-        committed = Counter(value_row(r) for r in table_rows(state, "pi_timeseries"))
+        committed = Counter(value_row(r) for r in table_rows(spark, state, "pi_timeseries"))
         assert not [r for r, n in committed.items() if n > 1]
         assert set(committed) == set(truth_rows(truth, points, START_NS, START_NS + 3 * STEP))
         strays = uncommitted_files(state / "warehouse" / "pi_timeseries")
@@ -76,7 +76,7 @@ def test_a_back_fill_killed_mid_step_resumes_after_its_last_committed_step_and_l
                              rf"pi_timeseries", out), out[-3000:]
         # The fourth step again (Spark runs the batch it had not committed), then the other four.
         assert "batch 4: step 1 of 5 of a back-fill" in out and "batch 8: step 5 of 5" in out, out[-3000:]
-        rows = table_rows(state, "pi_timeseries")
+        rows = table_rows(spark, state, "pi_timeseries")
         second_run = sum(1 for r in rows if r["batch"] >= 4)
         assert re.search(rf"run completed in [\d.]+ s: {second_run:,} values landed; 119 tags complete, 1 failed",
                          out), out[-3000:]
@@ -92,13 +92,13 @@ def test_a_back_fill_killed_mid_step_resumes_after_its_last_committed_step_and_l
         third = start("run", config)
         out = finish(third)
         assert third.returncode == 0 and "1 tag complete, 0 failed" in out, out[-3000:]
-        landed = Counter(value_row(r) for r in table_rows(state, "pi_timeseries"))
+        landed = Counter(value_row(r) for r in table_rows(spark, state, "pi_timeseries"))
         assert not [r for r, n in landed.items() if n > 1], "a value landed twice"
         assert set(landed) == set(truth_rows(truth, points, START_NS, NOW_NS))
 
         # The step is respected: each batch read each tag 6 hours past its cursor (1 hour of
         # look-back before it): 8 batches, then the failed tag's 5.
-        log = table_rows(state, "pi_ingestion_log")
+        log = table_rows(spark, state, "pi_ingestion_log")
         ends = sorted({(r["batch"], nanoseconds(r["read_to"])) for r in log})
         assert ends == [(k, START_NS + k * STEP) for k in range(1, 9)] + \
             [(k, START_NS + (k - 5) * STEP) for k in range(9, 14)]

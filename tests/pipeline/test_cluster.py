@@ -80,7 +80,7 @@ def cluster(tmp_path):
             process.wait(timeout=60)
 
 
-def test_a_run_on_a_standalone_cluster_of_two_workers_lands_exactly_the_ground_truth(tmp_path, cluster):
+def test_a_run_on_a_standalone_cluster_of_two_workers_lands_exactly_the_ground_truth(tmp_path, cluster, spark):
     url, works = cluster
     with make_server(PLANT) as server:
         truth = GroundTruth(server.api)
@@ -91,7 +91,7 @@ def test_a_run_on_a_standalone_cluster_of_two_workers_lands_exactly_the_ground_t
         out = finish(run)
         assert run.returncode == 0 and "Traceback" not in out, out[-3000:]
         assert "step 2 of 2" in out, out[-3000:]  # two batches, each one committed
-        rows = table_rows(config.parent / "pi-state", "pi_timeseries")
+        rows = table_rows(spark, config.parent / "pi-state", "pi_timeseries")
         landed = Counter(value_row(r) for r in rows)
         assert not [r for r, n in landed.items() if n > 1], "a value landed twice"
         assert set(landed) == set(truth_rows(truth, server.api.plant.points, START_NS, NOW_NS))
