@@ -192,7 +192,7 @@ def read_partition(client: PiClient, store: StateStore, batch: int, partition: i
         length = max(MIN_SLICE_NS, int(target / rate)) if rate else progress.furthest() - slice_end
     after = client.transport.stats.snapshot()
     stats = PartStats(started_ns, time.perf_counter() - started, after[0] - before[0], after[1] - before[1],
-                      after[2] - before[2], min(last, info.end_ns) if info.markers else last,
+                      after[2] - before[2], min(last, info.end_ns),
                       progress.reread, progress.lost)
     store.write_outcome(batch, partition, progress.outcome(), stats)
 
@@ -355,11 +355,14 @@ class _PartitionRead:
         return bool(self.reading().any())
 
     def window(self) -> tuple[int, int]:
-        """Where the partition's reads begin and end (the plan's end when none is left)."""
+        """Where the partition's reads begin and end, for its progress (the plan's end when none
+        is left): a read past the plan's end (after registering, to a day past the server's now)
+        finds no values after it, so the window ends there."""
         reading = self.reading()
         if not reading.any():
             return self.end, self.end
-        return int(self.read_from[reading].min()), int(self.read_to[reading].max())
+        first = int(self.read_from[reading].min())
+        return first, max(min(int(self.read_to[reading].max()), self.end), first + 1)
 
     def furthest(self) -> int:
         """Where the last read of a tag still reading ends (the plan's end when none is)."""
