@@ -209,10 +209,22 @@ def _contents(values: pa.Table) -> list[tuple]:
     return list(zip(*(c.to_pylist() for c in columns)))
 
 
-def horizon() -> int:
-    """An end beyond the server's now (a day past this machine's clock): a read up to it is
-    "every value so far"."""
-    return time.time_ns() + 86_400 * NS_PER_SECOND
+def horizon(server_reached_ns: int = 0) -> int:
+    """An end beyond the server's now: a read up to it is "every value so far".
+
+    Parameters
+    ----------
+    server_reached_ns : int
+        A time the server's clock is known to have reached (a plan's end, a stream's newest
+        value), in ns since the epoch. A server whose clock runs ahead of this machine's is
+        covered by it.
+
+    Returns
+    -------
+    int
+        A day past the later of this machine's clock and ``server_reached_ns``.
+    """
+    return max(time.time_ns(), server_reached_ns) + 86_400 * NS_PER_SECOND
 
 
 def recorded_since(client: PiClient, cursors: Mapping[str, int], names: Mapping[str, str]
@@ -220,7 +232,8 @@ def recorded_since(client: PiClient, cursors: Mapping[str, int], names: Mapping[
     """Every recorded value from each stream's cursor (included) to the server's now, as events
     with the action "Add" (schemas.UPDATES), and the errors per stream: how a stream whose updates
     were lost (an expired marker, a closed channel) catches up."""
-    result = read_recorded(client, [Tag(w, names.get(w, "")) for w in cursors], 0, horizon(), cursors=cursors)
+    end = horizon(max(cursors.values(), default=0))
+    result = read_recorded(client, [Tag(w, names.get(w, "")) for w in cursors], 0, end, cursors=cursors)
     values = result.values
     events = values.append_column(pa.field("action", pa.string(), nullable=False),
                                   pa.array(["Add"] * values.num_rows, pa.string())).cast(schemas.UPDATES)

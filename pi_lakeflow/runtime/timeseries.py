@@ -36,7 +36,6 @@ from pi_lakeflow.runtime.landing import ADD, DELETE, UPDATE, deleted_rows, landi
 #: The first time slice of a partition whose tags' rate is not known yet.
 PROBE_SLICE_NS = 3600 * NS_PER_SECOND
 MIN_SLICE_NS = 60 * NS_PER_SECOND
-DAY_NS = 86_400 * NS_PER_SECOND
 #: One entry of a tag's digest: a value's key and the hash of what it is (landing.value_hashes).
 DIGEST_ENTRY = np.dtype([("timestamp_ns", "<i8"), ("ordinal", "<i4"), ("hash", "<u8")])
 
@@ -114,7 +113,7 @@ def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, follows
     partition[:len(due)] = np.arange(len(due)) // size
     carried = _rows_at(previous.select(["digest", "last_error", "rate", "marker"]), order["state"])
     if not settings.markers:  # markers left by runs with pi.changes markers are not used
-        carried = carried.set_column(3, "marker", pa.nulls(len(carried), pa.string()))
+        carried = carried.set_column(carried.schema.get_field_index("marker"), "marker", pa.nulls(len(carried), pa.string()))
     plan = pa.table({**{name: order[name] for name in ("web_id", "name", "point_type")}, "partition": partition,
                      **{name: order[name] for name in ("origin_ns", "cursor_ns", "read_from_ns")},
                      **{name: carried[name] for name in carried.column_names}, "read_to_ns": order["read_to_ns"]},
@@ -228,7 +227,7 @@ def _follow_changes(client: PiClient, progress: _PartitionRead) -> pa.Table:
                                                       errors={}).items()}
         except PiError:
             pass
-    end = max(horizon(), progress.end + DAY_NS)  # beyond the server's now, whichever clock is ahead
+    end = horizon(progress.end)
     for i in lost + caught_up:
         progress.register(i, fresh.get(rows[i]["web_id"]), end)
     return progress.take_changes(found.events if found is not None else UPDATES.empty_table(), asked)
