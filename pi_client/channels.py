@@ -7,7 +7,7 @@ no action, so a channel does not say whether a value is new or an edit, and it p
 Channels accept basic, Kerberos and anonymous access, not bearer tokens. Nothing is replayed after
 a disconnect: what arrived meanwhile must be read as recorded values (updates.recorded_since).
 
-    async with open_channel(client, web_ids) as channel:
+    async with open_channel(client, tags) as channel:   # Tags or WebIds
         while True:
             values = await channel.receive()   # schemas.VALUES, sorted by stream and time
 """
@@ -15,7 +15,7 @@ a disconnect: what arrived meanwhile must be read as recorded values (updates.re
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Mapping
+from typing import AsyncIterator, Iterable, Mapping
 from urllib.parse import quote
 
 import numpy as np
@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from .client import PiClient
 from .decode import StreamData, Streams, decode, gc_paused, ordinals, values_table
 from .errors import PiAuthError, PiConfigError, PiConnectionError, PiHttpError
+from .timeseries import Tag, as_tags
 from .transport import REQUESTED_WITH, describe_failure, error_messages, offered_schemes
 
 
@@ -42,8 +43,9 @@ def channel_url(client: PiClient, web_ids: list[str]) -> str:
 class Channel:
     """An open channel (see the module docstring); close it by leaving ``open_channel``."""
 
-    def __init__(self, socket: ClientConnection, url: str, names: Mapping[str, str]):
-        self._socket, self.url, self._names = socket, url, names
+    def __init__(self, socket: ClientConnection, url: str, tags: Mapping[str, Tag]):
+        self._socket, self.url, self._tags = socket, url, tags
+        self._stamped = frozenset(w for w, t in tags.items() if t.point_type == "Timestamp")
 
     async def receive(self) -> pa.Table:
         """The values of the next message (schemas.VALUES, by stream then time; ordinals count the
@@ -55,18 +57,19 @@ class Channel:
             reason = f"code {closed.rcvd.code} {closed.rcvd.reason}".strip() if closed.rcvd else "no close frame"
             raise PiConnectionError(self.url, f"the channel closed ({reason})", 1) from None
         with gc_paused():
-            streams = [StreamData(s.WebId, self._names.get(s.WebId) or s.Name, s.UnitsAbbreviation, s.Items)
-                       for s in decode(message, Streams).Items]
-            return _in_time_order(values_table(streams))
+            streams = [StreamData(s.WebId, (self._tags[s.WebId].name if s.WebId in self._tags else "") or s.Name,
+                                  s.UnitsAbbreviation, s.Items) for s in decode(message, Streams).Items]
+            return _in_time_order(values_table(streams, self._stamped))
 
 
 @asynccontextmanager
-async def open_channel(client: PiClient, web_ids: list[str], names: Mapping[str, str] | None = None
-                       ) -> AsyncIterator[Channel]:
-    """Open a channel over ``web_ids``; ``names`` (WebId to tag name) name the rows. Raises
+async def open_channel(client: PiClient, tags: Iterable[Tag | str]) -> AsyncIterator[Channel]:
+    """Open a channel over ``tags`` (Tags, or WebIds): a Tag's name names its rows, its point type
+    "Timestamp" fills ``value_timestamp``. Raises
     PiAuthError (401, 403), PiHttpError (another refusal), PiConnectionError (unreachable, TLS),
     PiConfigError (bearer authentication)."""
-    url = channel_url(client, web_ids)
+    streams = {t.web_id: t for t in as_tags(tags)}
+    url = channel_url(client, list(streams))
     transport = client.transport
     headers = {"X-Requested-With": REQUESTED_WITH,
                **transport.auth.handshake_headers(transport.url_for("streamsets/channel"))}
@@ -83,7 +86,7 @@ async def open_channel(client: PiClient, web_ids: list[str], names: Mapping[str,
     except (OSError, TimeoutError, InvalidHandshake) as error:
         raise PiConnectionError(url, describe_failure(error), 1) from None
     try:
-        yield Channel(socket, url, names or {})
+        yield Channel(socket, url, streams)
     finally:
         await socket.close()
 

@@ -160,7 +160,7 @@ def _recover(client: PiClient, subs: dict[str, Subscription], lost: list[str], e
     changes the new markers saw meanwhile that the re-read does not show."""
     cursors = {w: subs[w].cursor for w in lost}
     fresh = register(client, lost, 0)
-    values, failed = recorded_since(client, cursors, {w: subs[w].name for w in lost})
+    values, failed = recorded_since(client, [Tag(w, subs[w].name, subs[w].point_type) for w in lost], cursors)
     errors.update(failed)
     latest = _latest_by_stream(values) if values.num_rows else {}
     for web_id in lost:
@@ -227,13 +227,13 @@ def horizon(server_reached_ns: int = 0) -> int:
     return max(time.time_ns(), server_reached_ns) + 86_400 * NS_PER_SECOND
 
 
-def recorded_since(client: PiClient, cursors: Mapping[str, int], names: Mapping[str, str]
+def recorded_since(client: PiClient, tags: Iterable[Tag], cursors: Mapping[str, int]
                    ) -> tuple[pa.Table, dict[str, str]]:
-    """Every recorded value from each stream's cursor (included) to the server's now, as events
-    with the action "Add" (schemas.UPDATES), and the errors per stream: how a stream whose updates
-    were lost (an expired marker, a closed channel) catches up."""
+    """Every recorded value of ``tags`` from each one's cursor (included) to the server's now, as
+    events with the action "Add" (schemas.UPDATES), and the errors per stream: how a stream whose
+    updates were lost (an expired marker, a closed channel) catches up."""
     end = horizon(max(cursors.values(), default=0))
-    result = read_recorded(client, [Tag(w, names.get(w, "")) for w in cursors], 0, end, cursors=cursors)
+    result = read_recorded(client, list(tags), 0, end, cursors=cursors)
     values = result.values
     events = values.append_column(pa.field("action", pa.string(), nullable=False),
                                   pa.array(["Add"] * values.num_rows, pa.string())).cast(schemas.UPDATES)

@@ -32,7 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pi_client import PiClient, PiError, schemas
+from pi_client import PiClient, PiError, Tag, schemas
 from pi_client.channels import open_channel
 from pi_client.updates import end_timestamps, recorded_since
 
@@ -55,8 +55,8 @@ class ChannelListener:
         for web_id, partition in zip(layout["web_id"].to_pylist(), layout["partition"].to_pylist()):
             self._partitions.setdefault(partition, []).append(web_id)
         empty = {"marker": None, "cursor_ns": None, "at_cursor": 0}
-        self._tags = {w: {**empty, **{k: rows[w][k] for k in empty if w in rows}, "web_id": w, "name": n}
-                      for w, n in zip(layout["web_id"].to_pylist(), layout["name"].to_pylist())}
+        self._tags = {r["web_id"]: {**empty, **{k: rows[r["web_id"]][k] for k in empty if r["web_id"] in rows}, **r}
+                      for r in layout.select(["web_id", "name", "point_type"]).to_pylist()}
         self._lock = threading.Lock()
         self._events: list[pa.Table] = []
         self._counts: Counter = Counter()
@@ -115,14 +115,14 @@ class ChannelListener:
 
     async def _follow(self, group: list[str]) -> None:
         """One channel, opened again whenever it fails, caught up each time (module docstring)."""
-        names = {w: self._tags[w]["name"] or "" for w in group}
+        tags = [Tag(w, self._tags[w]["name"] or "", self._tags[w]["point_type"] or "") for w in group]
         wait, first = RETRY_FIRST, True
         while True:
             try:
                 with connect(self._settings) as client:
-                    await asyncio.to_thread(self._catch_up, client, group, names, True)
-                    async with open_channel(client, group, names) as channel:
-                        overlap = await asyncio.to_thread(self._catch_up, client, group, names, False)
+                    await asyncio.to_thread(self._catch_up, client, tags, True)
+                    async with open_channel(client, tags) as channel:
+                        overlap = await asyncio.to_thread(self._catch_up, client, tags, False)
                         self._failed(dict.fromkeys(group), first)
                         wait, first = RETRY_FIRST, False
                         while True:
@@ -134,15 +134,17 @@ class ChannelListener:
             await asyncio.sleep(wait)
             wait = min(wait * 2, RETRY_CEILING)
 
-    def _catch_up(self, client: PiClient, group: list[str], names: dict[str, str], outage: bool) -> set[int]:
-        """Land the recorded values after the cursors of ``group`` (a new tag: set its cursor);
+    def _catch_up(self, client: PiClient, tags: list[Tag], outage: bool) -> set[int]:
+        """Land the recorded values after the cursors of ``tags`` (a new tag: set its cursor);
         returns their hashes (what the channel may push again). Raises PiError when any tag
         fails. ``outage``: the read before connecting, whose tags count as recovered."""
+        group = [t.web_id for t in tags]
         with self._lock:
             rows = {w: dict(self._tags[w]) for w in group}
         known = {w: r["cursor_ns"] for w, r in rows.items() if r["cursor_ns"] is not None}
         fresh = [w for w in group if w not in known]
-        events, errors = recorded_since(client, known, names) if known else (schemas.UPDATES.empty_table(), {})
+        events, errors = (recorded_since(client, [t for t in tags if t.web_id in known], known) if known
+                          else (schemas.UPDATES.empty_table(), {}))
         events = skip_landed_at_cursor(events, rows)
         ends, failed = end_timestamps(client, fresh) if fresh else ({}, {})
         errors.update(failed)

@@ -38,13 +38,14 @@ from pi_client.updates import Subscription, end_timestamps, poll, register
 from pi_lakeflow.runtime.discovery import select_tags
 from pi_lakeflow.runtime.landing import landing_columns
 from pi_lakeflow.config.settings import Settings
-from pi_lakeflow.runtime.state import read_arrow, write_arrow
+from pi_lakeflow.runtime.state import conformed, read_arrow, write_arrow
 from pi_lakeflow.tables.schemas import TIMESERIES
 
 LAYOUT = pa.schema([
     pa.field("web_id", pa.string(), nullable=False),
     pa.field("name", pa.string()),
     pa.field("partition", pa.int32(), nullable=False),
+    pa.field("point_type", pa.string()),  # "Timestamp" fills value_timestamp; null in older layouts
 ])
 
 #: One row per tag of a partition after a poll. ``marker`` null: not registered yet (or its
@@ -73,7 +74,7 @@ class MarkerStore:
 
     def layout(self) -> pa.Table | None:
         path = self.root / "layout.arrow"
-        return read_arrow(path)[0] if path.is_file() else None
+        return conformed(read_arrow(path)[0], LAYOUT) if path.is_file() else None
 
     def write_layout(self, layout: pa.Table) -> None:
         write_arrow(self.root / "layout.arrow", layout.cast(LAYOUT), {})
@@ -142,12 +143,11 @@ def plan_layout(client: PiClient, settings: Settings, previous: pa.Table | None)
     fill partitions after the last one."""
     points = select_tags(client, settings).table
     known = dict(zip(previous["web_id"].to_pylist(), previous["partition"].to_pylist())) if previous else {}
-    selected = list(zip(points["web_id"].to_pylist(), points["name"].to_pylist()))
+    selected = points.select(["web_id", "name", "point_type"]).to_pylist()
     first_new = max(known.values(), default=-1) + 1
-    new = [(w, n) for w, n in selected if w not in known]
-    rows = [{"web_id": w, "name": n, "partition": known[w]} for w, n in selected if w in known]
-    rows += [{"web_id": w, "name": n, "partition": first_new + i // settings.partition_size}
-             for i, (w, n) in enumerate(new)]
+    new = [r for r in selected if r["web_id"] not in known]
+    rows = [{**r, "partition": known[r["web_id"]]} for r in selected if r["web_id"] in known]
+    rows += [{**r, "partition": first_new + i // settings.partition_size} for i, r in enumerate(new)]
     return pa.Table.from_pylist(rows, schema=LAYOUT)
 
 
@@ -162,12 +162,13 @@ def read_poll(client: PiClient, store: MarkerStore, poll_number: int, partition:
     previous = {r["web_id"]: r for r in (store.before(poll_number, partition) or MARKERS.empty_table()).to_pylist()}
     rows = {w: previous.get(w) or {"web_id": w, "name": n, "marker": None, "cursor_ns": None, "at_cursor": 0}
             for w, n in zip(tags["web_id"].to_pylist(), tags["name"].to_pylist())}
+    point_types = dict(zip(tags["web_id"].to_pylist(), tags["point_type"].to_pylist()))
     events, errors, recovered = TIMESERIES.empty_table(), {}, []
     try:
         unregistered = [w for w, r in rows.items() if r["marker"] is None]
         if unregistered:
             rows.update(_register(client, {w: rows[w] for w in unregistered}, errors))
-        subscriptions = {w: Subscription(w, r["marker"], r["cursor_ns"], r["name"] or "")
+        subscriptions = {w: Subscription(w, r["marker"], r["cursor_ns"], r["name"] or "", point_types[w] or "")
                          for w, r in rows.items() if r["marker"] is not None}
         if subscriptions:
             result = poll(client, subscriptions)

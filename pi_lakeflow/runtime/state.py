@@ -255,7 +255,7 @@ class StateStore:
 
     def outcome(self, batch: int, partition: int) -> tuple[pa.Table, PartStats]:
         table, meta = read_arrow(self._part_path(batch, partition))
-        return _conformed(table, OUTCOME), PartStats(**meta)
+        return conformed(table, OUTCOME), PartStats(**meta)
 
     def outcomes(self, batch: int) -> dict[int, tuple[pa.Table, PartStats]]:
         """The partitions of a batch that have finished, by partition number."""
@@ -311,10 +311,10 @@ class StateStore:
 def _as_plan(rows: pa.Table) -> pa.Table:
     """Plan rows as PLAN: a plan written before back-fills had steps has no ``read_to_ns`` (each
     tag read to the plan's end), one written before markers no ``marker`` (none)."""
-    return _conformed(rows, PLAN)
+    return conformed(rows, PLAN)
 
 
-def _conformed(rows: pa.Table, schema: pa.Schema) -> pa.Table:
+def conformed(rows: pa.Table, schema: pa.Schema) -> pa.Table:
     """``rows`` with ``schema``'s columns, in its order: a nullable column that files written
     by an earlier version lack is null."""
     for name in schema.names:

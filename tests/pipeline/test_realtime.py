@@ -48,6 +48,21 @@ def truth_since_cursor(truth: GroundTruth, points, state: dict) -> Counter:
     return found
 
 
+def assert_timestamps_typed(events: pa.Table, points) -> None:
+    """Every value of a Timestamp point carries value_timestamp, its text read as a time (as in
+    pi_timeseries)."""
+    stamped = {p.web_id for p in points if p.measurement.point_type == "Timestamp"}
+    micros = events["value_timestamp"].cast(pa.int64()).to_pylist()
+    for web_id, text, typed in zip(events["web_id"].to_pylist(), events["value_string"].to_pylist(), micros):
+        if web_id in stamped and text is not None:
+            assert typed is not None and typed * 1000 == to_ns(text), (web_id, text, typed)
+
+
+def timestamp_points_landed(landed: Counter, points) -> bool:
+    names = {p.name for p in points if p.measurement.point_type == "Timestamp"}
+    return any(name in names for name, *_ in landed)
+
+
 @pytest.fixture
 def polling(fresh_server, tmp_path):
     api = fresh_server.api
@@ -61,6 +76,7 @@ def polling(fresh_server, tmp_path):
             landed = Counter()
             for partition in store.partitions():
                 for events in read_poll(client, store, poll_number, partition):
+                    assert_timestamps_typed(events, api.plant.points[:TAGS])
                     landed.update(event_row(r) for r in events.to_pylist())
             return landed
         yield api, store, run
@@ -84,6 +100,7 @@ def test_polls_land_every_change_once_and_recover_a_lost_marker_without_gap_or_r
     assert second == truth_events(truth, points, NOW, NOW + 30 * MINUTE_TICKS)
     actions = Counter(action for _, action, *_ in second.elements())
     assert actions["Add"] > 1000 and actions["Update"] and actions["Delete"], actions
+    assert timestamp_points_landed(second, points)  # and typed, as every poll's (run)
     assert run(2) == second  # a replayed poll starts from the same markers
 
     # The server forgets every marker; the next poll registers again and re-reads from the cursors.
@@ -93,7 +110,7 @@ def test_polls_land_every_change_once_and_recover_a_lost_marker_without_gap_or_r
         api._markers.clear()
     third = run(3)
     assert all(r["recovered"] for r in state_after(store, 3).values())
-    assert third == truth_since_cursor(truth, points, cursors)
+    assert third == truth_since_cursor(truth, points, cursors) and timestamp_points_landed(third, points)
     assert not set(third) & set(second), "a value landed again after the recovery"
 
     api.clock.advance(10 * MINUTE_TICKS)
@@ -228,7 +245,10 @@ def pushing(tmp_path):
                 events.append(more[0])
                 rows = more[1]
             write_pushed(store, poll_number, pa.concat_tables(events), rows)
-            return Counter(event_row(r) for p in store.partitions() for r in store.events(poll_number, p).to_pylist())
+            landed = [store.events(poll_number, p) for p in store.partitions()]
+            for table in landed:
+                assert_timestamps_typed(table, api.plant.points[:TAGS])
+            return Counter(event_row(r) for table in landed for r in table.to_pylist())
         try:
             yield api, store, start, take
         finally:
@@ -252,6 +272,7 @@ def test_channels_land_every_pushed_value_once_and_catch_up_after_a_stop(pushing
         api.clock.advance((30 if poll_number == 2 else 10) * MINUTE_TICKS)
         landed = take(listener, poll_number)
         assert landed == pushed_truth(truth, points, since, api.now(), cursors)
+        assert timestamp_points_landed(landed, points)  # and typed, as every take's
     assert Counter(action for _, action, *_ in landed.elements())["Update"], "no edit of an earlier value"
 
     # Stopped for 10 minutes: the next listener reads the recorded values after each cursor.
@@ -260,7 +281,7 @@ def test_channels_land_every_pushed_value_once_and_catch_up_after_a_stop(pushing
     api.clock.advance(10 * MINUTE_TICKS)
     listener = start()
     caught_up = take(listener, 4)
-    assert caught_up == truth_since_cursor(truth, points, cursors)
+    assert caught_up == truth_since_cursor(truth, points, cursors) and timestamp_points_landed(caught_up, points)
     assert all(r["recovered"] for r in state_after(store, 4).values())
 
     api.clock.advance(10 * MINUTE_TICKS)
