@@ -374,8 +374,11 @@ class _PartitionRead:
 
     def slice_end(self, wanted: int) -> int:
         """``wanted``, or the end of a tag still reading if that comes first: one slice, one end
-        for every tag it reads."""
-        return int(min(wanted, self.read_to[self.reading()].min()))
+        for every tag it reads. A slice that would pass the plan's end goes on to the first of
+        those ends (a registering read's is a day past the server's now): nothing is recorded
+        after the server's now, so that time is asked once, not slice by slice."""
+        ends = self.read_to[self.reading()]
+        return int(ends.min() if wanted >= self.end else min(wanted, ends.min()))
 
     def due(self, slice_end: int) -> tuple[list[Tag], dict[str, int]]:
         """The tags to read up to ``slice_end`` (a slice never passes a tag's end), each from
