@@ -88,12 +88,18 @@ def runs(args: argparse.Namespace, changes: str) -> None:
         store = StateStore(folder / "state" / "source")
         table = folder / "state" / "warehouse" / "pi_timeseries"
         admin = url.rsplit("/piwebapi", 1)[0] + "/simulator/clock"
+        last = None
         for number, every in enumerate(["", *args.every.split(",")]):
             if every:
                 request = urllib.request.Request(admin, data=json.dumps({"Advance": every}).encode(), method="POST")
                 urllib.request.urlopen(request).read()
             seconds = run_once(config)
             batch = max(store.batches())
+            run = 'back-fill' if number == 0 else f'{number} (+{every})'
+            if batch == last:  # nothing was due: the run planned no batch
+                print(f"| {changes} | {run} | no batch | | | | {seconds['flow']:.1f} s | {seconds['silver']:.1f} s |")
+                continue
+            last = batch
             outcomes = store.outcomes(batch)
             read = sum(pc.sum(t["values_read"]).as_py() or 0 for t, _ in outcomes.values())
             rows = ds.dataset(table, format="parquet", partitioning="hive").to_table(
@@ -102,7 +108,7 @@ def runs(args: argparse.Namespace, changes: str) -> None:
             landed = sum(actions.values())
             folder_bytes = sum(p.stat().st_size for p in (store.root / "batches" / f"{batch:08d}").iterdir())
             tags = sum(len(t) for t, _ in outcomes.values())
-            print(f"| {changes} | {'back-fill' if number == 0 else f'{number} (+{every})'} | {read:,} | "
+            print(f"| {changes} | {run} | {read:,} | "
                   f"{landed:,} ({actions['Add']:,} / {actions['Update']:,} / {actions['Delete']:,}) | "
                   f"{read / max(landed, 1):.2f} | {folder_bytes / max(tags, 1):,.0f} | {seconds['flow']:.1f} s | "
                   f"{seconds['silver']:.1f} s |", flush=True)
