@@ -44,7 +44,8 @@ class Channel:
     """An open channel (see the module docstring); close it by leaving ``open_channel``."""
 
     def __init__(self, socket: ClientConnection, url: str, tags: Mapping[str, Tag]):
-        self._socket, self.url, self._tags = socket, url, tags
+        self._socket, self.url = socket, url
+        self._names = {w: t.name for w, t in tags.items()}
         self._stamped = frozenset(w for w, t in tags.items() if t.point_type == "Timestamp")
 
     async def receive(self) -> pa.Table:
@@ -57,8 +58,8 @@ class Channel:
             reason = f"code {closed.rcvd.code} {closed.rcvd.reason}".strip() if closed.rcvd else "no close frame"
             raise PiConnectionError(self.url, f"the channel closed ({reason})", 1) from None
         with gc_paused():
-            streams = [StreamData(s.WebId, (self._tags[s.WebId].name if s.WebId in self._tags else "") or s.Name,
-                                  s.UnitsAbbreviation, s.Items) for s in decode(message, Streams).Items]
+            streams = [StreamData(s.WebId, self._names.get(s.WebId) or s.Name, s.UnitsAbbreviation, s.Items)
+                       for s in decode(message, Streams).Items]
             return _in_time_order(values_table(streams, self._stamped))
 
 
