@@ -113,7 +113,8 @@ def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, follows
     partition[:len(due)] = np.arange(len(due)) // size
     carried = _rows_at(previous.select(["digest", "last_error", "rate", "marker"]), order["state"])
     if not settings.markers:  # markers left by runs with pi.changes markers are not used
-        carried = carried.set_column(carried.schema.get_field_index("marker"), "marker", pa.nulls(len(carried), pa.string()))
+        carried = carried.set_column(carried.schema.get_field_index("marker"), "marker",
+                                     pa.nulls(len(carried), pa.string()))
     plan = pa.table({**{name: order[name] for name in ("web_id", "name", "point_type")}, "partition": partition,
                      **{name: order[name] for name in ("origin_ns", "cursor_ns", "read_from_ns")},
                      **{name: carried[name] for name in carried.column_names}, "read_to_ns": order["read_to_ns"]},
