@@ -38,7 +38,8 @@ from pi_lakeflow.tables.schemas import CATALOG_LOG, INGESTION_LOG, SPARK_TIMESTA
 #: One row per tag of the state after a batch. ``partition`` -1: known from an earlier batch,
 #: not selected now (kept so that its cursor survives). ``cursor_ns`` null: a new tag. ``digest``:
 #: the key (timestamp, ordinal) and hash of each value PI held in the look-back range before the
-#: cursor when it was read (timeseries.DIGEST_ENTRY, 20 bytes each; see landing.value_hashes).
+#: cursor when it was read (timeseries.DIGEST_ENTRY, about 9.5 bytes each in a file; see
+#: landing.value_hashes).
 #: ``rate``: values per second in the tag's last read (sizes the first time slice of a read).
 #: ``marker``: the tag's stream-updates marker (pi.changes markers; null: its next batch reads
 #: the look-back): every change PI reports after it is new to the table.
@@ -360,12 +361,17 @@ def probe(root: str | os.PathLike) -> None:
             f"Catalog volume, /Volumes/<catalog>/<schema>/<volume>)") from None
 
 
+#: How the Arrow files are compressed: zstd takes a digest to about half (bench/README.md) at
+#: about 0.1 s per 28 MB written; reading decompresses whatever a file was written with.
+_COMPRESSION = pa.ipc.IpcWriteOptions(compression="zstd")
+
+
 def write_arrow(path: Path, table: pa.Table, meta: dict) -> None:
-    """Write ``table`` with ``meta`` to ``path`` whole: serialized in memory, written in one
-    sequential pass under a temporary name, then renamed over ``path``."""
+    """Write ``table`` with ``meta`` to ``path`` whole: serialized (zstd-compressed) in memory,
+    written in one sequential pass under a temporary name, then renamed over ``path``."""
     schema = table.schema.with_metadata({"pi_lakeflow": json.dumps(meta)})
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_file(sink, schema) as writer:
+    with pa.ipc.new_file(sink, schema, options=_COMPRESSION) as writer:
         writer.write_table(table.replace_schema_metadata(schema.metadata))
     write_whole(path, sink.getvalue())
 

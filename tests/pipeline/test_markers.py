@@ -10,16 +10,18 @@ Update that changes nothing or of a key not there, a Delete of a key not there).
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 
+import pyarrow as pa
 import pytest
 
 import pi_lakeflow.runtime.timeseries as timeseries
 from pi_client import Limits, PiClient, RetryPolicy
 from pi_client.times import to_pi_time
 from pi_lakeflow.config.settings import parse
-from pi_lakeflow.runtime.state import StateStore
-from pi_lakeflow.runtime.timeseries import plan_next, read_partition
+from pi_lakeflow.runtime.state import StateStore, read_arrow
+from pi_lakeflow.runtime.timeseries import DIGEST_ENTRY, plan_next, read_partition
 from pi_simulator import GroundTruth, PlantConfig
 from tests.conftest import NOW, landed_changes, make_server, truth_changes, truth_rows, value_row
 
@@ -169,3 +171,48 @@ def test_a_lost_marker_falls_back_to_the_look_back_and_stays_exact(setup, monkey
     read, landed = counts(store, 5)
     assert not sum(stats.lost for _, stats in store.outcomes(5).values())
     assert read / landed < 1.5, (read, landed)  # the markers followed again: not the look-back's 5x
+
+
+def as_written_before(folder) -> int:
+    """Rewrite a batch's files as versions before 2026-12 wrote them: uncompressed, each digest
+    entry by entry (DIGEST_ENTRY after DIGEST_ENTRY); returns how many digest entries there are."""
+    entries = 0
+    for path in folder.glob("*.arrow"):
+        table, meta = read_arrow(path)
+        if "digest" in table.column_names:
+            digests = [None if d is None else timeseries._digest_values(d) for d in table["digest"].to_pylist()]
+            entries += sum(len(d) for d in digests if d is not None)
+            table = table.set_column(table.schema.get_field_index("digest"), table.schema.field("digest"),
+                                     pa.array([None if d is None else d.tobytes() for d in digests], pa.binary()))
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_file(sink, table.schema.with_metadata({"pi_lakeflow": json.dumps(meta)})) as writer:
+            writer.write_table(table)
+        path.write_bytes(sink.getvalue().to_pybytes())
+    return entries
+
+
+def test_a_state_written_before_the_column_digests_reads_on_exactly(setup):
+    """A state folder left by the version before (files uncompressed, digests entry by entry)
+    carries on: the server loses every marker meanwhile, so the next batch tells what was added,
+    edited and deleted only through those digests, and lands it exactly."""
+    server, client, store, settings = setup
+    log = Log()
+    log.apply(run_batch(server, client, store, settings, 1))
+    server.api.clock.advance(15 * MINUTE // TICK)
+    log.apply(run_batch(server, client, store, settings, 2))
+    written = store.root / "batches" / "00000002"
+    compressed = sum(p.stat().st_size for p in written.glob("*.arrow"))
+    entries = as_written_before(written)
+    assert entries > PLANT.tags * 100  # about the look-back (1 h at 30 s) of every tag, in plan and outcome
+    # zstd and the column layout take the files to about half
+    assert compressed < 0.6 * sum(p.stat().st_size for p in written.glob("*.arrow"))
+    before = truth_now(server)
+    server.api._markers.clear()
+    server.api.clock.advance(15 * MINUTE // TICK)
+    rows = run_batch(server, client, store, settings, 3)
+    assert sum(stats.lost for _, stats in store.outcomes(3).values()) == PLANT.tags
+    after = truth_now(server)
+    assert landed_changes(rows) == truth_changes(before, after)
+    assert {r["action"] for r in rows} == {"Add", "Update", "Delete"}
+    log.apply(rows)
+    assert Counter(log.current.values()) == Counter(after) and not log.repeats
