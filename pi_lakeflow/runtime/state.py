@@ -6,7 +6,14 @@ Spark checkpoints the stream's offset (``{"batch": n}``); what a batch means per
                                          settings and the tags kept aside (not read in this batch)
     batches/00000007/plan-00003.arrow    the plan's tags of partition 3 (its task reads only these)
     batches/00000007/part-00003.arrow    what partition 3 did, written by its task before its rows
+    batches/00000007/digest-00003.arrow  the digests of partition 3's tags after it, written just before
     batches/00000007/progress-00003.json how far partition 3's task has read (after each time slice)
+
+The digests (a key and hash per value in each tag's look-back: most of the state) go from task to
+task: the driver plans from the part files alone, and the plan says in which partition's digest
+file of the batch it follows each tag's digest is (``digest_partition``), so the task reads its
+tags' digests from there (:meth:`StateStore.plan_part`). Only the tags it keeps aside carry
+their digest in the plan.
 
 A batch is planned from the state after the batch it follows (the plan records which), and
 only once that batch has run (Spark 4.2 and later hand the source its end offset; on 4.0 and 4.1
@@ -38,8 +45,9 @@ from pi_lakeflow.tables.schemas import CATALOG_LOG, INGESTION_LOG, SPARK_TIMESTA
 #: One row per tag of the state after a batch. ``partition`` -1: known from an earlier batch,
 #: not selected now (kept so that its cursor survives). ``cursor_ns`` null: a new tag. ``digest``:
 #: the key (timestamp, ordinal) and hash of each value PI held in the look-back range before the
-#: cursor when it was read (timeseries.DIGEST_ENTRY, about 9.5 bytes each in a file; see
-#: landing.value_hashes).
+#: cursor when it was read (timeseries.DIGEST_ENTRY, about 10 bytes each in a file; see
+#: landing.value_hashes); null where ``digest_partition`` says which partition's digest file
+#: holds it (that of the batch the row belongs to; in a plan, of the batch it follows).
 #: ``rate``: values per second in the tag's last read (sizes the first time slice of a read).
 #: ``marker``: the tag's stream-updates marker (pi.changes markers; null: its next batch reads
 #: the look-back): every change PI reports after it is new to the table.
@@ -52,6 +60,7 @@ STATE = pa.schema([
     pa.field("cursor_ns", pa.int64()),
     pa.field("read_from_ns", pa.int64(), nullable=False),
     pa.field("digest", pa.binary()),
+    pa.field("digest_partition", pa.int32()),
     pa.field("last_error", pa.string()),
     pa.field("rate", pa.float64()),
     pa.field("marker", pa.string()),
@@ -193,11 +202,53 @@ class StateStore:
         return info, pa.concat_tables([head, *parts])
 
     def plan_part(self, batch: int, partition: int) -> tuple[PlanInfo, pa.Table]:
-        """A batch's plan with the tags of one partition (a task's view)."""
+        """A batch's plan with the tags of one partition, each with its digest (a task's view):
+        the digests the plan leaves in the files of the batch it follows are read from there."""
         info, head = self._plan_head(batch)
         path = self._plan_part_path(batch, partition)
         rows = _as_plan(read_arrow(path)[0]) if path.is_file() else head.filter(pc.equal(head["partition"], partition))
-        return info, rows
+        return info, self.with_digests(rows, info.follows)
+
+    def with_digests(self, rows: pa.Table, batch: int) -> pa.Table:
+        """``rows`` (STATE or PLAN columns) with the digests their ``digest_partition`` leaves in
+        the digest files of ``batch``, and ``digest_partition`` null. Each file is read once and
+        searched for its own rows only.
+
+        Raises
+        ------
+        RuntimeError
+            A digest file it needs is gone or lacks a tag: the state folder was changed by hand
+            (the batches a plan follows are kept while it may run)."""
+        if not len(rows) or rows["digest_partition"].null_count == len(rows):  # pyarrow 15 crashes on no rows
+            return rows
+        where = pc.fill_null(rows["digest_partition"], -1).to_numpy()
+        referenced = np.flatnonzero(where >= 0)
+        order = referenced[np.argsort(where[referenced], kind="stable")]
+        partitions, starts = np.unique(where[order], return_index=True)
+        # Each row's digest: its own (rows["digest"]) or, for a referenced row, one gathered from a file.
+        pick = np.arange(len(rows))
+        gathered: list[pa.Array] = []
+        next_at = len(rows)  # where the next gathered digest lands in rows["digest"] + gathered
+        for partition, members in zip(partitions.tolist(), np.split(order, starts[1:])):
+            path = self._digest_path(batch, partition)
+            try:
+                table, _ = read_arrow(path)
+            except FileNotFoundError:
+                raise RuntimeError(f"pi.state_path {self.root}: {path} is gone, but the plan of the batch after "
+                                   f"{batch} reads its tags' digests from there; the state folder was changed "
+                                   f"by hand? A full refresh reads every tag again from pi.start") from None
+            found = pc.index_in(rows["web_id"].take(pa.array(members)), value_set=table["web_id"])
+            if found.null_count:
+                raise RuntimeError(f"pi.state_path {self.root}: {path} lacks tags whose digests the plan of the "
+                                   f"batch after {batch} reads from there; the state folder was changed by hand? "
+                                   f"A full refresh reads every tag again from pi.start")
+            pick[members] = next_at + np.arange(len(members))
+            next_at += len(members)
+            gathered += table["digest"].take(found).chunks
+        digests = pa.concat_arrays([*rows["digest"].chunks, *gathered]).take(pa.array(pick))
+        rows = rows.set_column(rows.schema.get_field_index("digest"), rows.schema.field("digest"), digests)
+        return rows.set_column(rows.schema.get_field_index("digest_partition"), rows.schema.field("digest_partition"),
+                               pa.nulls(len(rows), pa.int32()))
 
     def batches(self) -> list[int]:
         """Batches that have a plan, oldest first."""
@@ -245,10 +296,22 @@ class StateStore:
 
     # ---- outcomes ------------------------------------------------------------------------------
     def write_outcome(self, batch: int, partition: int, rows: pa.Table, stats: PartStats) -> None:
-        write_arrow(self._part_path(batch, partition), rows.select(OUTCOME.names).cast(OUTCOME), stats.__dict__)
+        """Keep what a partition's task did: its tags' digests in their own file, then the rest
+        (the digests left out, ``digest_partition`` pointing there), whose presence makes the
+        partition finished."""
+        write_arrow(self._digest_path(batch, partition), rows.select(["web_id", "digest"]), {})
+        rows = rows.select(OUTCOME.names).cast(OUTCOME)
+        rows = rows.set_column(rows.schema.get_field_index("digest"), OUTCOME.field("digest"),
+                               pa.nulls(len(rows), pa.binary()))
+        rows = rows.set_column(rows.schema.get_field_index("digest_partition"), OUTCOME.field("digest_partition"),
+                               pa.array(np.full(len(rows), partition, np.int32)))
+        write_arrow(self._part_path(batch, partition), rows, stats.__dict__)
 
     def _part_path(self, batch: int, partition: int) -> Path:
         return self._batch_dir(batch) / f"part-{partition:05d}.arrow"
+
+    def _digest_path(self, batch: int, partition: int) -> Path:
+        return self._batch_dir(batch) / f"digest-{partition:05d}.arrow"
 
     def finished_partitions(self, batch: int) -> list[int]:
         """The partitions of a batch that have left their outcome (the files are not read)."""
@@ -263,8 +326,9 @@ class StateStore:
         return {p: self.outcome(batch, p) for p in self.finished_partitions(batch)}
 
     def tag_state(self, batch: int) -> pa.Table:
-        """Every tag's state after a finished batch (STATE columns; ``partition`` as in that plan).
-        Batch 0 is the empty state before the first batch."""
+        """Every tag's state after a finished batch (STATE columns; ``partition`` as in that plan),
+        the digests left in their files (:meth:`with_digests` reads them). Batch 0 is the empty
+        state before the first batch."""
         if batch == 0:
             return STATE.empty_table()
         info, head = self._plan_head(batch)

@@ -40,10 +40,11 @@ MIN_SLICE_NS = 60 * NS_PER_SECOND
 DIGEST_ENTRY = np.dtype([("timestamp_ns", "<i8"), ("ordinal", "<i4"), ("hash", "<u8")])
 #: How a digest's bytes begin: then come its n entries column by column (n timestamps, each as
 #: the step from the one before, the first from 0; n ordinals; n hashes), 20 bytes per entry
-#: like entry by entry, but the state files' compression (zstd) takes them to about 9.5 bytes
+#: like entry by entry, but the state files' compression (zstd) takes them to about 10 bytes
 #: instead of 13 (the steps and ordinals repeat; the hashes do not). A digest written entry by
 #: entry (before this header existed) is 20·n bytes, never 8 more, and still reads.
 _BY_COLUMN = b"\xff" * 8
+
 
 def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, follows: int, batch: int, now_ns: int,
                step_ns: int = 0, retry_failed: bool = True) -> tuple[PlanInfo, pa.Table] | None:
@@ -78,7 +79,7 @@ def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, follows
         gone = pc.indices_nonzero(pc.invert(pc.is_in(previous["web_id"], value_set=chosen["web_id"])))
     else:  # no state yet (pyarrow 15, the Databricks runtimes', crashes computing over a table of no rows)
         at, gone = pa.nulls(len(chosen), pa.int32()), pa.array([], pa.uint64())
-    known = _rows_at(previous.select(["origin_ns", "cursor_ns", "last_error", "marker"]), at)
+    known = _rows_at(previous.select(["partition", "origin_ns", "cursor_ns", "last_error", "marker"]), at)
     origin = pc.if_else(pc.is_null(at), start, known["origin_ns"])
     cursor = known["cursor_ns"]
     # A known tag reads from its cursor minus the look-back (never before its origin), or from its
@@ -104,8 +105,15 @@ def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, follows
     reading = rows.filter(pc.and_(moving, pc.invert(polled)))  # a polled tag is never behind
     if step_ns and len(reading):
         steps = max(1, -(-(end - pc.min(pc.coalesce(reading["cursor_ns"], reading["origin_ns"])).as_py()) // step_ns))
-    # Tags that start together share sub-requests, so a partition holds tags of one start where it can.
-    due = due.sort_by([("read_from_ns", "ascending"), ("web_id", "ascending")])
+    # A tag stays with the tags of its partition in the batch before, so that a task reads its
+    # digests from one or two of that batch's files (StateStore.plan_part). The others (new tags,
+    # tags kept aside before) come after them; tags that start together share sub-requests, so a
+    # partition holds tags of one start where it can.
+    last = pa.scalar(_LAST, pa.int32())
+    before = pc.fill_null(pc.if_else(pc.greater_equal(known["partition"], 0), known["partition"], last), last)
+    due = due.take(pc.sort_indices(pa.table({"before": before.filter(moving), "read_from_ns": due["read_from_ns"],
+                                             "web_id": due["web_id"]}),
+                                   [("before", "ascending"), ("read_from_ns", "ascending"), ("web_id", "ascending")]))
     # Kept aside (partition -1): selected tags with nothing to read yet, and the tags gone from the
     # selection (so that their cursors survive).
     waiting = rows.filter(pc.invert(moving))
@@ -117,7 +125,7 @@ def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, follows
     size = settings.partition_size
     partition = np.full(len(order), -1, np.int32)
     partition[:len(due)] = np.arange(len(due)) // size
-    carried = _rows_at(previous.select(["digest", "last_error", "rate", "marker"]), order["state"])
+    carried = _rows_at(previous.select(["digest", "digest_partition", "last_error", "rate", "marker"]), order["state"])
     if not settings.markers:  # markers left by runs with pi.changes markers are not used
         carried = carried.set_column(carried.schema.get_field_index("marker"), "marker",
                                      pa.nulls(len(carried), pa.string()))
@@ -128,6 +136,10 @@ def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, follows
     partitions = (len(due) + size - 1) // size
     return PlanInfo(batch, end, partitions, settings.lookback_ns, dict(selected.errors), follows, steps,
                     settings.markers), plan
+
+
+#: Where tags that had no partition in the batch before sort among the due tags: last.
+_LAST = np.iinfo(np.int32).max
 
 
 def _rows_at(table: pa.Table, indices: pa.Array) -> pa.Table:
@@ -146,6 +158,10 @@ def plan_next(client: PiClient, settings: Settings, store: StateStore, follows: 
     if planned is None:
         return None
     info, rows = planned
+    # The tags kept aside take their digests along (they may stay aside past the batches kept);
+    # the others' stay in the digest files of batch ``follows``, which their tasks read.
+    aside = pc.equal(rows["partition"], -1)
+    rows = pa.concat_tables([rows.filter(pc.invert(aside)), store.with_digests(rows.filter(aside), follows)])
     store.write_plan(info, rows)
     return info
 
@@ -269,7 +285,7 @@ class _PartitionRead:
         self.newest = np.full(len(rows), _NO_TIME, dtype=np.int64)  # the newest value read or reported
         self.marker: list[str | None] = [None] * len(rows)  # the marker the tag's changes follow after this batch
         self.polled = np.array([r["marker"] is not None for r in rows], dtype=bool)
-        digests = [_digest_values(r["digest"]) for r in rows]
+        digests = [digest_entries(r["digest"]) for r in rows]
         self.digest = np.concatenate([np.empty(0, DIGEST_ENTRY), *digests])
         self.digest_tag = np.repeat(np.arange(len(rows)), [len(d) for d in digests])
         self.digest_index = pd.MultiIndex.from_arrays([self.digest_tag, self.digest["timestamp_ns"],
@@ -477,8 +493,8 @@ class _PartitionRead:
             digest = None
             if cursor is not None:
                 floor = min(cursor, self.end) - self.lookback
-                digest = _digest_bytes(mine[(mine["timestamp_ns"] >= floor)
-                                            & ((mine["timestamp_ns"] < cursor) | (marker is not None))])
+                digest = digest_bytes(mine[(mine["timestamp_ns"] >= floor)
+                                           & ((mine["timestamp_ns"] < cursor) | (marker is not None))])
             seconds = (min(position, self.end) - self.read_from[i]) / NS_PER_SECOND
             rate = row["rate"]
             if seconds > 0 and i not in self.errors and not self.polled[i]:
@@ -489,7 +505,7 @@ class _PartitionRead:
         return pa.Table.from_pylist(rows, schema=OUTCOME)
 
 
-def _digest_bytes(entries: np.ndarray) -> bytes:
+def digest_bytes(entries: np.ndarray) -> bytes:
     """Entries as a digest: one per key (a later entry replaces an earlier one), sorted, laid out
     column by column after :data:`_BY_COLUMN` (see there)."""
     order = np.lexsort((np.arange(len(entries)), entries["ordinal"], entries["timestamp_ns"]))
@@ -505,7 +521,7 @@ def _digest_bytes(entries: np.ndarray) -> bytes:
                      ordered["hash"].astype("<u8").tobytes()])
 
 
-def _digest_values(digest: bytes | None) -> np.ndarray:
+def digest_entries(digest: bytes | None) -> np.ndarray:
     """The entries of a digest, either layout."""
     if not digest:
         return np.empty(0, dtype=DIGEST_ENTRY)

@@ -173,15 +173,17 @@ def planned_by_hand(selected: list[dict], state: list[dict], settings, start: in
     a new tag from pi.start; with a step, to at most a step past its cursor (its origin without
     one), else to the end; a tag is due when it starts before the end and its cursor is not at
     the end yet (and, without retry_failed, its last read did not fail); due tags sorted by
-    (read_from, web_id) fill partitions of pi.partition_size; the others, and the state's tags the
-    selection no longer holds, are kept aside. Also the steps: the due tag furthest behind, in steps."""
+    (their partition in the batch before, those without one last; read_from; web_id) fill
+    partitions of pi.partition_size; the others, and the state's tags the selection no longer
+    holds, are kept aside. Every tag keeps its digest as the state has it (in the row, or where
+    digest_partition says). Also the steps: the due tag furthest behind, in steps."""
     known = {row["web_id"]: row for row in state}
     due, aside = [], []
     for tag in selected:
         row = known.pop(tag["web_id"], None)
         if row is None:
-            row = {"web_id": tag["web_id"], "origin_ns": start, "cursor_ns": None, "digest": None,
-                   "last_error": None, "rate": None, "marker": None}
+            row = {"web_id": tag["web_id"], "partition": -1, "origin_ns": start, "cursor_ns": None, "digest": None,
+                   "digest_partition": None, "last_error": None, "rate": None, "marker": None}
         cursor = row["cursor_ns"]
         marker = row["marker"] if settings.markers else None
         read_from = row["origin_ns"] if cursor is None else \
@@ -192,7 +194,7 @@ def planned_by_hand(selected: list[dict], state: list[dict], settings, start: in
         row = {**row, "name": tag["name"], "point_type": tag["point_type"], "read_from_ns": read_from,
                "marker": marker, "read_to_ns": min(behind + step, end) if step and reads and marker is None else None}
         (due if reads else aside).append(row)
-    due.sort(key=lambda r: (r["read_from_ns"], r["web_id"]))
+    due.sort(key=lambda r: (r["partition"] if r["partition"] >= 0 else math.inf, r["read_from_ns"], r["web_id"]))
     planned = [{**r, "partition": i // settings.partition_size} for i, r in enumerate(due)]
     aside = [{**r, "marker": r["marker"] if settings.markers else None} for r in aside + list(known.values())]
     furthest = min((r["origin_ns"] if r["cursor_ns"] is None else r["cursor_ns"] for r in due if r["marker"] is None),
@@ -224,6 +226,7 @@ def test_the_plan_follows_the_planning_rules_for_any_state(tmp_path):
                       "partition": rng.randint(-1, 2), "origin_ns": start - rng.randint(0, 10 * HOUR),
                       "cursor_ns": rng.choice([None, end, end + HOUR, end - rng.randint(1, 20 * HOUR)]),
                       "read_from_ns": 0, "digest": rng.randbytes(rng.randint(0, 40)),
+                      "digest_partition": rng.choice([None, rng.randint(0, 2)]),
                       "last_error": rng.choice([None, "HTTP 500"]), "rate": rng.choice([None, 1 / 60]),
                       "marker": rng.choice([None, f"{trial:032x}_1"])}
                      for tag in rng.sample(selected + gone, rng.randint(0, len(selected)))]

@@ -7,10 +7,11 @@ import shutil
 import time
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from pi_lakeflow.runtime.state import (OUTCOME, PLAN, PartProgress, PartStats, PlanInfo, StatePathError, StateStore,
-                                      ingestion_log, probe, tag_cursors)
+                                      conformed, ingestion_log, probe, tag_cursors)
 
 END = 1_714_608_000_000_000_000
 
@@ -38,13 +39,50 @@ def test_tag_state_merges_outcomes_with_the_tags_kept_aside(tmp_path):
     store = StateStore(tmp_path)
     finish(store, 1, fail_b=True)
     state = {r["web_id"]: r for r in store.tag_state(1).to_pylist()}
-    assert state["A"]["cursor_ns"] == END + 1 and state["A"]["digest"] == b"\x01" * 8
+    assert state["A"]["cursor_ns"] == END + 1
+    # The digests stay in the partition's digest file (the driver plans without them); read, they are back.
+    assert state["A"]["digest"] is None and state["A"]["digest_partition"] == 0
+    read = store.with_digests(store.tag_state(1), 1).to_pylist()
+    assert {r["web_id"]: r["digest"] for r in read} == {"A": b"\x01" * 8, "B": None, "C": None}
     assert state["B"]["cursor_ns"] == 5 and state["B"]["last_error"] == "HTTP 500: down"
     assert state["C"]["cursor_ns"] == 7  # not selected in this batch: its cursor survives
     log = ingestion_log(store).to_pylist()
     assert [(r["partition"], r["tags"], r["tags_failed"]) for r in log] == [(-1, 1, 1), (0, 2, 1)]
     assert dict(log[0]["failed_tags"]) == {"GONE": "not found"} and dict(log[1]["failed_tags"]) == {"b": "HTTP 500: down"}
     assert sorted(r["web_id"] for r in tag_cursors(store).to_pylist()) == ["A", "B", "C"]
+
+
+def test_a_task_reads_its_tags_digests_where_the_batch_before_left_them(tmp_path):
+    store = StateStore(tmp_path)
+    finish(store, 1)
+    store.write_plan(PlanInfo(2, END + 2, 1, 10, {}, 1), conformed(store.tag_state(1), PLAN))
+    _, head = store.plan(2)
+    assert head["digest"].null_count == 3  # the driver's plan holds no digest
+    _, rows = store.plan_part(2, 0)
+    assert {r["web_id"]: r["digest"] for r in rows.to_pylist()} == {"A": b"\x01" * 8, "B": None}
+    (tmp_path / "batches" / "00000001" / "digest-00000.arrow").unlink()
+    with pytest.raises(RuntimeError, match=r"digest-00000.arrow is gone, but the plan of the batch after 1 "
+                                           r"reads its tags' digests from there.*full refresh"):
+        store.plan_part(2, 0)
+
+
+def test_digests_are_found_in_the_files_of_several_partitions_whatever_the_rows_order(tmp_path):
+    """What the driver does for tags it keeps aside and a task for its tags: each row gets the
+    digest its digest_partition names, rows that carry their own keep it."""
+    store = StateStore(tmp_path)
+    rows = [{"web_id": f"T{i}", "partition": i % 3, "origin_ns": 0, "cursor_ns": END, "read_from_ns": 0,
+             "digest": bytes([i]) * 8, "values_read": 0, "values_landed": 0} for i in range(12)]
+    table = pa.Table.from_pylist(rows, schema=OUTCOME)
+    for partition in range(3):
+        store.write_outcome(1, partition, table.filter(pc.equal(table["partition"], partition)),
+                            PartStats(END, 1.0, 1, 0, 0))
+    wanted = [{"web_id": f"T{i}", "partition": -1, "origin_ns": 0, "read_from_ns": 0,
+               "digest": b"own" if i == 4 else None, "digest_partition": None if i in (4, 7) else i % 3}
+              for i in (11, 4, 0, 7, 5, 3, 10, 1)]
+    found = store.with_digests(pa.Table.from_pylist(wanted, schema=PLAN), 1).to_pylist()
+    assert [(r["web_id"], r["digest"]) for r in found] == \
+        [(f"T{i}", b"own" if i == 4 else None if i == 7 else bytes([i]) * 8) for i in (11, 4, 0, 7, 5, 3, 10, 1)]
+    assert all(r["digest_partition"] is None for r in found)
 
 
 def test_pruning_keeps_the_log_and_a_new_history_clears_it(tmp_path):
