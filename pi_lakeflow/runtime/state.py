@@ -234,14 +234,10 @@ class StateStore:
             try:
                 table, _ = read_arrow(path)
             except FileNotFoundError:
-                raise RuntimeError(f"pi.state_path {self.root}: {path} is gone, but the plan of the batch after "
-                                   f"{batch} reads its tags' digests from there; the state folder was changed "
-                                   f"by hand? A full refresh reads every tag again from pi.start") from None
+                raise self._digests_lost(path, "is gone", batch) from None
             found = pc.index_in(rows["web_id"].take(pa.array(members)), value_set=table["web_id"])
             if found.null_count:
-                raise RuntimeError(f"pi.state_path {self.root}: {path} lacks tags whose digests the plan of the "
-                                   f"batch after {batch} reads from there; the state folder was changed by hand? "
-                                   f"A full refresh reads every tag again from pi.start")
+                raise self._digests_lost(path, "lacks some of the tags", batch)
             pick[members] = next_at + np.arange(len(members))
             next_at += len(members)
             gathered += table["digest"].take(found).chunks
@@ -249,6 +245,11 @@ class StateStore:
         rows = rows.set_column(rows.schema.get_field_index("digest"), rows.schema.field("digest"), digests)
         return rows.set_column(rows.schema.get_field_index("digest_partition"), rows.schema.field("digest_partition"),
                                pa.nulls(len(rows), pa.int32()))
+
+    def _digests_lost(self, path: Path, what: str, batch: int) -> RuntimeError:
+        return RuntimeError(f"pi.state_path {self.root}: {path} {what}, but the plan of the batch after {batch} "
+                            f"reads its tags' digests from there; the state folder was changed by hand? A full "
+                            f"refresh reads every tag again from pi.start")
 
     def batches(self) -> list[int]:
         """Batches that have a plan, oldest first."""
