@@ -31,7 +31,7 @@ from pi_client.updates import Subscription, UpdatesResult, changes_since, horizo
 from pi_lakeflow.runtime.discovery import select_tags
 from pi_lakeflow.config.settings import NS_PER_SECOND, Settings
 from pi_lakeflow.runtime.state import OUTCOME, PLAN, PartProgress, PartStats, PlanInfo, StateStore
-from pi_lakeflow.runtime.landing import ADD, DELETE, UPDATE, deleted_rows, landing_columns, value_hashes
+from pi_lakeflow.runtime.landing import ADD, UPDATE, deleted_rows, landing_columns, value_hashes
 
 #: The first time slice of a partition whose tags' rate is not known yet.
 PROBE_SLICE_NS = 3600 * NS_PER_SECOND

@@ -21,7 +21,7 @@ from pi_client import Limits, PiClient, RetryPolicy
 from pi_client.times import to_pi_time
 from pi_lakeflow.config.settings import parse
 from pi_lakeflow.runtime.state import StateStore, read_arrow
-from pi_lakeflow.runtime.timeseries import DIGEST_ENTRY, plan_next, read_partition
+from pi_lakeflow.runtime.timeseries import plan_next, read_partition
 from pi_simulator import GroundTruth, PlantConfig
 from tests.conftest import NOW, landed_changes, make_server, truth_changes, truth_rows, value_row
 
@@ -181,7 +181,7 @@ def test_a_lost_marker_falls_back_to_the_look_back_and_stays_exact(setup, monkey
 def as_written_before(store: StateStore, batch: int) -> int:
     """Rewrite a batch's files as versions before 2026-12 wrote them: uncompressed, the digests in
     the plan and part files (no digest files, no digest_partition), each entry by entry
-    (DIGEST_ENTRY after DIGEST_ENTRY); returns how many digest entries its part files hold."""
+    (timeseries.DIGEST_ENTRY after DIGEST_ENTRY); returns how many digest entries its part files hold."""
     entries = 0
     folder = store.root / "batches" / f"{batch:08d}"
     for path in sorted(folder.glob("*.arrow")):
@@ -206,8 +206,9 @@ def as_written_before(store: StateStore, batch: int) -> int:
 
 def test_a_state_written_before_the_column_digests_reads_on_exactly(setup):
     """A state folder left by the version before (files uncompressed, digests entry by entry in
-    the plan and part files) carries on: the server loses every marker meanwhile, so the next batch tells what was added,
-    edited and deleted only through those digests, and lands it exactly."""
+    the plan and part files) carries on: the server loses every marker meanwhile, so the next
+    batch tells what was added, edited and deleted only through those digests, and lands it
+    exactly."""
     server, client, store, settings = setup
     log = Log()
     log.apply(run_batch(server, client, store, settings, 1))
