@@ -242,9 +242,7 @@ class StateStore:
             next_at += len(members)
             gathered += table["digest"].take(found).chunks
         digests = pa.concat_arrays([*rows["digest"].chunks, *gathered]).take(pa.array(pick))
-        rows = rows.set_column(rows.schema.get_field_index("digest"), rows.schema.field("digest"), digests)
-        return rows.set_column(rows.schema.get_field_index("digest_partition"), rows.schema.field("digest_partition"),
-                               pa.nulls(len(rows), pa.int32()))
+        return _with_digest_columns(rows, digests, pa.nulls(len(rows), pa.int32()))
 
     def _digests_lost(self, path: Path, what: str, batch: int) -> RuntimeError:
         return RuntimeError(f"pi.state_path {self.root}: {path} {what}, but the plan of the batch after {batch} "
@@ -301,11 +299,8 @@ class StateStore:
         (the digests left out, ``digest_partition`` pointing there), whose presence makes the
         partition finished."""
         write_arrow(self._digest_path(batch, partition), rows.select(["web_id", "digest"]), {})
-        rows = rows.select(OUTCOME.names).cast(OUTCOME)
-        rows = rows.set_column(rows.schema.get_field_index("digest"), OUTCOME.field("digest"),
-                               pa.nulls(len(rows), pa.binary()))
-        rows = rows.set_column(rows.schema.get_field_index("digest_partition"), OUTCOME.field("digest_partition"),
-                               pa.array(np.full(len(rows), partition, np.int32)))
+        rows = _with_digest_columns(rows.select(OUTCOME.names).cast(OUTCOME), pa.nulls(len(rows), pa.binary()),
+                                    pa.array(np.full(len(rows), partition, np.int32)))
         write_arrow(self._part_path(batch, partition), rows, stats.__dict__)
 
     def _part_path(self, batch: int, partition: int) -> Path:
@@ -372,6 +367,13 @@ class StateStore:
         """CATALOG_LOG: the failed items of each catalog table's latest read."""
         files = sorted((self.root / "catalog").glob("*.arrow"))
         return pa.concat_tables([read_arrow(f)[0] for f in files]) if files else CATALOG_LOG.empty_table()
+
+
+def _with_digest_columns(rows: pa.Table, digests: pa.Array, partitions: pa.Array) -> pa.Table:
+    """``rows`` with new ``digest`` and ``digest_partition`` columns (where the digests are)."""
+    for name, values in (("digest", digests), ("digest_partition", partitions)):
+        rows = rows.set_column(rows.schema.get_field_index(name), rows.schema.field(name), values)
+    return rows
 
 
 def _as_plan(rows: pa.Table) -> pa.Table:

@@ -44,6 +44,8 @@ DIGEST_ENTRY = np.dtype([("timestamp_ns", "<i8"), ("ordinal", "<i4"), ("hash", "
 #: instead of 13 (the steps and ordinals repeat; the hashes do not). A digest written entry by
 #: entry (before this header existed) is 20·n bytes, never 8 more, and still reads.
 _BY_COLUMN = b"\xff" * 8
+#: Where tags that had no partition in the batch before sort among the due tags: last.
+_LAST = np.iinfo(np.int32).max
 
 
 def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, follows: int, batch: int, now_ns: int,
@@ -136,10 +138,6 @@ def plan_batch(client: PiClient, settings: Settings, previous: pa.Table, follows
     partitions = (len(due) + size - 1) // size
     return PlanInfo(batch, end, partitions, settings.lookback_ns, dict(selected.errors), follows, steps,
                     settings.markers), plan
-
-
-#: Where tags that had no partition in the batch before sort among the due tags: last.
-_LAST = np.iinfo(np.int32).max
 
 
 def _rows_at(table: pa.Table, indices: pa.Array) -> pa.Table:
