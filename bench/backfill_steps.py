@@ -36,7 +36,8 @@ from _measure import PeakMemory
 from _simulator import simulator
 
 from pi_lakeflow.local.uncommitted import committed_files
-from pi_lakeflow.runtime.state import StateStore, ingestion_log
+from pi_lakeflow.state.log import ingestion_log
+from pi_lakeflow.state.store import StateStore
 
 END = "2024-06-01T00:00:00Z"
 

@@ -33,7 +33,7 @@ import pyarrow.dataset as ds
 import yaml
 from _simulator import simulator
 
-from pi_lakeflow.runtime.state import StateStore
+from pi_lakeflow.state.store import StateStore
 
 CLOCK = "2024-05-02T00:00:00Z"
 

@@ -29,7 +29,8 @@ from _measure import PeakMemory
 from _simulator import simulator
 
 from pi_client.times import parse_duration, to_pi_time
-from pi_lakeflow.runtime.state import StateStore, ingestion_log
+from pi_lakeflow.state.log import ingestion_log
+from pi_lakeflow.state.store import StateStore
 
 END = "2024-05-02T00:00:00Z"
 END_NS = 1_714_608_000 * 1_000_000_000

@@ -37,8 +37,9 @@ import pyarrow as pa
 from pi_client import Lookup
 from pi_lakeflow.config.settings import parse
 from pi_lakeflow.runtime import timeseries
-from pi_lakeflow.runtime.state import OUTCOME, PLAN, PartStats, PlanInfo, StateStore, read_arrow, write_arrow
-from pi_lakeflow.runtime.timeseries import DIGEST_ENTRY, digest_bytes
+from pi_lakeflow.state.files import read_arrow, write_arrow
+from pi_lakeflow.state.store import OUTCOME, PLAN, PartStats, PlanInfo, StateStore
+from pi_lakeflow.runtime.digests import DIGEST_ENTRY, digest_bytes
 
 TASKS = 5
 NOW_NS = 1_800_000_000 * 10**9

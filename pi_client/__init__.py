@@ -23,7 +23,8 @@ from .catalog import (Lookup, asset_databases, asset_servers, attributes, data_s
 from .client import Limits, PiClient
 from .errors import PiAuthError, PiConfigError, PiConnectionError, PiDecodeError, PiError, PiHttpError
 from .event_frames import SEARCH_MODES, find_event_frames, owner_values
-from .timeseries import ReadResult, Tag, read_interpolated, read_recorded, read_summaries
+from .streamsets import ReadResult, Tag
+from .timeseries import read_interpolated, read_recorded, read_summaries
 from .times import to_ns, to_pi_time
 from .transport import RetryPolicy
 

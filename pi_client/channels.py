@@ -27,7 +27,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from .client import PiClient
 from .decode import StreamData, Streams, decode, gc_paused, ordinals, values_table
 from .errors import PiAuthError, PiConfigError, PiConnectionError, PiHttpError
-from .timeseries import Tag, as_tags
+from .streamsets import Tag, as_tags
 from .transport import REQUESTED_WITH, describe_failure, error_messages, offered_schemes
 
 

@@ -27,7 +27,8 @@ from .batch import SubReply
 from .client import PiClient
 from .decode import Registrations, StreamData, UpdateStreams, decode, gc_paused, values_table
 from .errors import PiError
-from .timeseries import Tag, read_recorded
+from .streamsets import Tag
+from .timeseries import read_recorded
 from .times import NS_PER_SECOND, to_ns
 
 

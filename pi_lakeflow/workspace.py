@@ -19,6 +19,8 @@ from typing import Callable
 
 from databricks.sdk import WorkspaceClient
 
+from pi_lakeflow.errors import WorkspaceError
+
 #: Per authentication scheme: the secret key the bundle references, and the environment
 #: variable the value is read from (before prompting).
 SECRET_KEYS = {"basic": ("pi-password", "PI_PASSWORD"), "bearer": ("pi-token", "PI_TOKEN"),
@@ -36,10 +38,6 @@ FROM (
 GROUP BY e.dataset, e.name
 ORDER BY e.dataset, e.name
 """
-
-
-class WorkspaceError(RuntimeError):
-    """The workspace refused or lacks something; the message says what."""
 
 
 def store_secrets(client: WorkspaceClient, scope: str, auth: str, read_secret: Callable[[str, str], str]) -> list[str]:

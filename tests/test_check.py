@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from pi_lakeflow.config.settings import KEYS
-from pi_lakeflow.local.runner import load_config
+from pi_lakeflow.local.config import load_config
 from pi_simulator.plant import ASSET_DATABASE_NAME
 from tests.conftest import make_server
 

@@ -141,7 +141,7 @@ class Terminal(io.StringIO):
 def test_the_relay_draws_the_progress_bar_in_place_on_a_terminal_and_drops_it_elsewhere(monkeypatch):
     """runner.relay over the lines a driver prints: the bar's lines are drawn over each other (cut
     to the terminal's width) and erased by the next line; into a file or pipe they are left out."""
-    from pi_lakeflow.local.runner import PROGRESS_MARK, DrawnBar, relay
+    from pi_lakeflow.local.terminal import PROGRESS_MARK, DrawnBar, relay
 
     monkeypatch.setattr(shutil, "get_terminal_size", lambda *args: os.terminal_size((30, 24)))
     driver = ["07:00:01  phase 1 of 2\n", f"{PROGRESS_MARK}batch 1 [#.......]  10%  1,000 values\n",

@@ -27,7 +27,8 @@ def config(tmp_path_factory):
     path = folder / "pi.yml"
     path.write_text(yaml.safe_dump({"state_dir": "./state", "configuration": {"pi.url": "http://127.0.0.1:1/piwebapi"}}))
     make = textwrap.dedent(f"""
-        from pi_lakeflow.local.runner import load_config, local_session
+        from pi_lakeflow.local.config import load_config
+        from pi_lakeflow.local.spark_env import local_session
         spark = local_session(load_config({str(path)!r}))
         spark.sql("SELECT id, IF(id % 2 = 0, NULL, id * 10) AS maybe, TIMESTAMP '2024-05-01 23:30:00 UTC' AS at, "
                   "concat('tag-', id) AS name FROM range({ROWS})").write.saveAsTable("values_table")

@@ -17,7 +17,7 @@ from pi_client import Anonymous, Basic, Bearer, Kerberos, Limits, OidcClientCred
 from pi_client.auth import PiAuth
 
 from pi_lakeflow.config.settings import Settings, resolve_secret
-from pi_lakeflow.runtime.state import write_whole
+from pi_lakeflow.state.files import write_whole
 
 LIMITS_FILE = "server-limits.json"
 

@@ -13,152 +13,19 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field, fields
 from typing import Callable, Mapping
 
-from pi_client import SEARCH_MODES, PiConfigError, to_ns
-from pi_client.times import NS_PER_SECOND, parse_duration
+from pi_client import SEARCH_MODES
 
+from pi_lakeflow.config import values
+from pi_lakeflow.config.values import resolve_time
+from pi_lakeflow.errors import SettingsError
 from pi_lakeflow.tables.registry import TABLE_SETS
 
 AUTH_SCHEMES = ("anonymous", "basic", "bearer", "oidc", "kerberos")
 TRANSPORTS = ("markers", "channels")
 CHANGE_FEEDS = ("markers", "lookback")
-
-
-class SettingsError(ValueError):
-    """A setting is missing, unknown or has a value that is not accepted; the message says which."""
-
-
-def resolve_time(text: str, now: int) -> int:
-    """``*`` (now), ``*-DURATION`` (before now) or ISO 8601 with a zone, as nanoseconds."""
-    text = text.strip()
-    if text == "*":
-        return now
-    if text.startswith("*-"):
-        return now - parse_duration(text[2:])
-    try:
-        return to_ns(text)
-    except PiConfigError:
-        raise ValueError(f"'{text}' is not a time; write ISO 8601 with a zone (2024-05-01T00:00:00Z), "
-                         f"* for now or *-DURATION such as *-7d") from None
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-
-
-def _bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered not in ("true", "false"):
-        raise ValueError(f"'{text}' is not true or false")
-    return lowered == "true"
-
-
-def _number(kind: type, what: str, low: float, meaning: str = ""):
-    """A parser of ``kind`` that must be ``low`` or more (``meaning``: what ``low`` means)."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise ValueError(f"'{text}' is not {what}") from None
-        if value < low:
-            raise ValueError(f"'{text}' must be {low}{meaning} or more")
-        return value
-    return parse
-
-
-_positive_int = _number(int, "a whole number", 1)
-_rate = _number(float, "a number", 0, " (no ceiling)")
-
-
-def _choice(accepted: tuple[str, ...]) -> Callable[[str], str]:
-    """A parser that accepts one of ``accepted`` in any letter case and returns its spelling."""
-    def check(text: str) -> str:
-        for option in accepted:
-            if text.strip().lower() == option.lower():
-                return option
-        raise ValueError(f"'{text}' is not one of {', '.join(accepted)}")
-    return check
-
-
-def _url(text: str) -> str:
-    if not re.match(r"^https?://[^/\s]+", text.strip()):
-        raise ValueError(f"'{text}' is not an http(s) URL such as https://pi.example.com/piwebapi")
-    return text.strip().rstrip("/")
-
-
-def _time(text: str) -> str:
-    resolve_time(text, 0)
-    return text.strip()
-
-
-def _maybe_time(text: str) -> str:
-    return _time(text) if text.strip() else ""
-
-
-def _duration(text: str) -> int:
-    value = parse_duration(text)
-    if value < 0:
-        raise ValueError(f"'{text}' must not be negative")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = _duration(text)
-    if value == 0:
-        raise ValueError(f"'{text}' must be longer than zero")
-    return value / NS_PER_SECOND
-
-
-def _step(text: str) -> int:
-    """A duration of at least a minute, or ``none`` (0: no bound)."""
-    if text.strip().lower() == "none":
-        return 0
-    value = _duration(text)
-    if value < 60 * NS_PER_SECOND:
-        raise ValueError(f"'{text}' must be at least 1m (or none: a back-fill in one batch)")
-    return value
-
-
-def _shard(text: str) -> tuple[int, int]:
-    found = re.match(r"^\s*(\d+)\s*/\s*(\d+)\s*$", text)
-    if not found or not int(found.group(1)) < int(found.group(2)):
-        raise ValueError(f"'{text}' is not INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/1 or 2/4")
-    return int(found.group(1)), int(found.group(2))
-
-
-def _schema_name(text: str) -> str:
-    if text.strip() and not re.match(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)?$", text.strip()):
-        raise ValueError(f"'{text}' is not a schema name; write schema or catalog.schema, or leave it empty")
-    return text.strip()
-
-
-def _path(text: str) -> str:
-    if not text.strip():
-        raise ValueError("an empty path")
-    return text.strip()
-
-
-def _text(text: str) -> str:
-    return text
-
-
-def _name_filter(text: str) -> str:
-    if not text.strip():
-        raise ValueError("an empty filter; write * for every tag")
-    return text.strip()
-
-
-def _interval(text: str) -> int:
-    """An interval of whole seconds, or empty (the table is not made)."""
-    if not text.strip():
-        return 0
-    value = _duration(text)
-    if value < NS_PER_SECOND or value % NS_PER_SECOND:
-        raise ValueError(f"'{text}' must be whole seconds, at least 1s (or empty: no table)")
-    return value
 
 
 @dataclass(frozen=True)
@@ -169,11 +36,11 @@ class Key:
     name: str
     default: str | None
     doc: str
-    parser: Callable[[str], object] = _text
+    parser: Callable[[str], object] = values.plain_text
     secret: bool = False
 
 
-def _key(name: str, default: str | None, doc: str, parser: Callable[[str], object] = _text,
+def _key(name: str, default: str | None, doc: str, parser: Callable[[str], object] = values.plain_text,
          secret: bool = False):
     """A field of :class:`Settings` bound to the configuration key ``name``."""
     return field(metadata={"key": Key(name, default, doc, parser, secret)})
@@ -184,8 +51,8 @@ class Settings:
     """Parsed settings, each field bound by name to its configuration key (declared here, once);
     times are nanoseconds or ``None`` for "now", durations nanoseconds."""
 
-    url: str = _key("pi.url", None, "PI Web API base URL, e.g. https://pi.example.com/piwebapi", _url)
-    auth: str = _key("pi.auth", "anonymous", f"authentication: {', '.join(AUTH_SCHEMES)}", _choice(AUTH_SCHEMES))
+    url: str = _key("pi.url", None, "PI Web API base URL, e.g. https://pi.example.com/piwebapi", values.url)
+    auth: str = _key("pi.auth", "anonymous", f"authentication: {', '.join(AUTH_SCHEMES)}", values.choice(AUTH_SCHEMES))
     user: str = _key("pi.user", "", "user name for basic authentication")
     password: str = _key("pi.password", "", "password for basic authentication (a secret reference)", secret=True)
     token: str = _key("pi.token", "", "bearer token (a secret reference)", secret=True)
@@ -194,79 +61,79 @@ class Settings:
     oidc_token_url: str = _key("pi.oidc.token_url", "", "token endpoint; default: discovered from the server")
     ca_bundle: str = _key("pi.ca_bundle", "", "PEM file of the CA that signed the server's certificate")
     insecure_skip_tls_verify: bool = _key("pi.insecure_skip_tls_verify", "false",
-                                          "true turns TLS verification off (tests only)", _bool)
+                                          "true turns TLS verification off (tests only)", values.boolean)
     data_server: str = _key("pi.data_server", "", "PI Data Archive name; default: the first one the server lists")
     name_filter: str = _key("pi.tags.name_filter", "*",
                             "tags whose names match this PI name filter (wildcards * and ?)")
     tag_names: tuple[str, ...] = _key("pi.tags.names", "", "comma-separated tag names; when set, exactly these tags",
-                                      _names)
+                                      values.names)
     af_root: str = _key("pi.tags.af_root", "",
                         "AF element path; when set, the PI points its elements' attributes read")
-    start: str = _key("pi.start", "*-1d", "where new tags start: ISO 8601 with a zone, or *-DURATION before the server's now", _time)
-    end: str = _key("pi.end", "*", "where each run stops: * is the PI server's now (its clock, not this machine's); ISO 8601 for a fixed end", _time)
+    start: str = _key("pi.start", "*-1d", "where new tags start: ISO 8601 with a zone, or *-DURATION before the server's now", values.time_text)
+    end: str = _key("pi.end", "*", "where each run stops: * is the PI server's now (its clock, not this machine's); ISO 8601 for a fixed end", values.time_text)
     lookback_ns: int = _key("pi.lookback", "1h", "how far before each tag's cursor a read compares what PI "
                                                  "holds with what landed, to catch late, edited and deleted values: "
-                                                 "every run (pi.changes lookback), or where a marker was lost", _duration)
+                                                 "every run (pi.changes lookback), or where a marker was lost", values.duration)
     changes: str = _key("pi.changes", "markers",
                         "how a run finds what changed in PI since the last: markers (each tag's stream-updates "
                         "marker is kept between runs and a run lands the changes PI reports; the look-back is "
                         "re-read only around a change before a tag's cursor, or where the server lost the marker; "
                         "with pi.end * only) or lookback (every run re-reads pi.lookback of every tag)",
-                        _choice(CHANGE_FEEDS))
+                        values.choice(CHANGE_FEEDS))
     step_ns: int = _key("pi.step", "7d", "a back-fill reads at most this much of each tag's time per batch, and "
                                         "each batch commits: the tables fill step by step and a stopped run "
-                                        "resumes after its last step (Spark 4.2 and later; none: one batch)", _step)
+                                        "resumes after its last step (Spark 4.2 and later; none: one batch)", values.step)
     partition_size: int = _key("pi.partition_size", "1000",
-                               "tags per partition (one Spark task, about one request per 1,000 tags)", _positive_int)
+                               "tags per partition (one Spark task, about one request per 1,000 tags)", values.positive_int)
     requests_per_second: float = _key("pi.requests_per_second", "0",
-                                      "ceiling on requests per second of each partition (0: none)", _rate)
+                                      "ceiling on requests per second of each partition (0: none)", values.rate)
     max_items_per_call: int = _key("pi.max_items_per_call", "150000",
                                    "the server's MaxReturnedItemsPerCall: no request asks for more items; a lower "
                                    "limit the server names in a refusal is learned and kept in pi.state_path",
-                                   _positive_int)
+                                   values.positive_int)
     read_timeout_s: float = _key("pi.read_timeout", "60s",
                                  "how long to wait for a reply before the request is retried (6 tries in all); a "
-                                 "server that never answers fails its tags after the tries", _seconds)
+                                 "server that never answers fails its tags after the tries", values.seconds)
     af_database: str = _key("pi.af.database", "", "AF database name or path; empty: no AF tables, no event frames")
     event_frame_templates: tuple[str, ...] = _key("pi.event_frames.templates", "",
-                                                  "comma-separated event frame template names; empty: all", _names)
+                                                  "comma-separated event frame template names; empty: all", values.names)
     event_frames_start: str = _key("pi.event_frames.start", "",
-                                   "start of the event frame search window; default: pi.start", _maybe_time)
+                                   "start of the event frame search window; default: pi.start", values.maybe_time)
     search_mode: str = _key("pi.event_frames.search_mode", "Overlapped", f"PI searchMode: {', '.join(SEARCH_MODES)}",
-                            _choice(SEARCH_MODES))
+                            values.choice(SEARCH_MODES))
     interpolated_interval_ns: int = _key("pi.interpolated.interval", "",
                                          "pi_timeseries_interpolated: a value per tag every this long (whole seconds, "
-                                         "e.g. 10m); empty: the table is not made", _interval)
+                                         "e.g. 10m); empty: the table is not made", values.interval)
     interpolated_name_filter: str = _key("pi.interpolated.name_filter", "*",
                                          "pi_timeseries_interpolated: of the selected tags, those whose names match "
-                                         "this filter (wildcards * and ?)", _name_filter)
+                                         "this filter (wildcards * and ?)", values.name_filter)
     summaries_interval_ns: int = _key("pi.summaries.interval", "",
                                       "pi_timeseries_summaries: one row per numeric tag and interval of this length "
-                                      "(whole seconds, e.g. 1h); empty: the table is not made", _interval)
+                                      "(whole seconds, e.g. 1h); empty: the table is not made", values.interval)
     summaries_name_filter: str = _key("pi.summaries.name_filter", "*",
                                       "pi_timeseries_summaries: of the selected tags, those whose names match this "
-                                      "filter (wildcards * and ?)", _name_filter)
+                                      "filter (wildcards * and ?)", values.name_filter)
     tables: str = _key("pi.tables", "all", "which tables this pipeline makes: all, timeseries (values, log, "
                                            "cursors, interpolated values and summaries when set, their silver, "
                                            "quarantine and quality metrics), catalog (points, AF, event frames and "
                                            "their silver) or updates (pi_timeseries_updates: real time, from stream "
-                                           "updates)", _choice(TABLE_SETS))
+                                           "updates)", values.choice(TABLE_SETS))
     updates_transport: str = _key("pi.updates.transport", "markers",
                                   "how pi.tables updates reads: markers (stream updates polled: Add, Update and "
                                   "Delete, any pi.auth) or channels (WebSocket push, lowest latency: no deletes, not "
-                                  "with pi.auth bearer or oidc)", _choice(TRANSPORTS))
+                                  "with pi.auth bearer or oidc)", values.choice(TRANSPORTS))
     shard: tuple[int, int] = _key("pi.shard", "0/1",
                                   "INDEX/COUNT: this pipeline reads the tags whose WebId hashes to INDEX of COUNT",
-                                  _shard)
+                                  values.shard)
     catalog_schema: str = _key("pi.catalog_schema", "",
                                "schema of pi_points and the AF and event frame tables when another pipeline makes "
-                               "them (catalog.schema); empty: this pipeline's own schema", _schema_name)
+                               "them (catalog.schema); empty: this pipeline's own schema", values.schema_name)
     future_tolerance_ns: int = _key("pi.quality.future_tolerance", "10m",
                                     "rule not_in_future: how far a value's timestamp may be ahead of its ingestion "
-                                    "(points flagged Future are exempt)", _duration)
+                                    "(points flagged Future are exempt)", values.duration)
     state_path: str = _key("pi.state_path", None, "folder where the time-series source keeps its per-tag cursors "
                                                   "and the real-time source its markers (a Unity Catalog volume "
-                                                  "path on Databricks)", _path)
+                                                  "path on Databricks)", values.path)
 
     @property
     def markers(self) -> bool:
@@ -349,6 +216,12 @@ def parse(values: Mapping[str, object], *, literal_secrets: bool = True) -> Sett
     settings = Settings(**parsed)
     _check_together(settings)
     return settings
+
+
+def from_options(options: Mapping[str, str]) -> Settings:
+    """The settings among a data source's options (the ``pi.`` keys; the source's own, such as
+    ``table``, are not settings)."""
+    return parse({k: v for k, v in options.items() if k.startswith("pi.")})
 
 
 def _check_together(settings: Settings) -> None:

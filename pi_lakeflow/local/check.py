@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from pi_client import PiError, data_servers, find_data_server, find_database, read_recorded
-from pi_client.errors import PiAuthError, PiConnectionError
+from pi_client.errors import PiAuthError
 from pi_client.times import NS_PER_SECOND, to_pi_time
 
 from pi_lakeflow import exits
 from pi_lakeflow.config.connection import authentication, connect
 from pi_lakeflow.config.settings import SettingsError
-from pi_lakeflow.local.runner import PREFLIGHT_RETRY, REACH_TIMEOUT, LocalConfig
+from pi_lakeflow.local.config import LocalConfig
+from pi_lakeflow.local.runner import PREFLIGHT_RETRY, REACH_TIMEOUT
 from pi_lakeflow.runtime.discovery import select_tags
 
 #: How many selected names the tag check shows.

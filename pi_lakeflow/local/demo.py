@@ -18,7 +18,8 @@ from pi_simulator import PiWebApi, PlantConfig, SimulatorServer
 from pi_simulator.plant import ASSET_DATABASE_NAME
 
 from pi_lakeflow import exits
-from pi_lakeflow.local.runner import load_config, run_pipeline, state_lock
+from pi_lakeflow.local.config import load_config, state_lock
+from pi_lakeflow.local.runner import run_pipeline
 from pi_lakeflow.local.report import write_report
 
 

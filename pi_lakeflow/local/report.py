@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from pi_lakeflow.local.query import folder_session
-from pi_lakeflow.local.runner import LocalConfig
+from pi_lakeflow.local.config import LocalConfig
 from pi_lakeflow.tables.registry import PLATFORM_TABLES
 
 DASHBOARD = Path(__file__).parent.parent / "dashboards" / "pi_quality.lvdash.json"

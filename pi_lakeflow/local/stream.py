@@ -19,7 +19,11 @@ import signal
 import threading
 import time
 
-from pi_lakeflow.local.runner import LocalConfig, local_session, say_removed, spark_error
+from pi_lakeflow.local.config import LocalConfig
+
+from pi_lakeflow.local.runner import say_removed
+
+from pi_lakeflow.local.spark_env import local_session, spark_error
 from pi_lakeflow.local.uncommitted import remove_uncommitted
 from pi_lakeflow.runtime.realtime import MarkerStore, poll_summary
 from pi_lakeflow.config.settings import configuration

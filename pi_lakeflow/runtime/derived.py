@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import ClassVar
 
@@ -32,8 +31,9 @@ from pi_client.times import NS_PER_SECOND
 from pi_lakeflow.config.settings import Settings
 from pi_lakeflow.runtime.discovery import select_tags
 from pi_lakeflow.runtime.landing import landing_columns
-from pi_lakeflow.runtime.state import read_arrow, write_arrow
-from pi_lakeflow.runtime.timeseries import shard_of
+from pi_lakeflow.runtime.plan import shard_of
+from pi_lakeflow.state.files import read_arrows, write_arrow
+from pi_lakeflow.state.offsets import OffsetFolders
 from pi_lakeflow.tables.schemas import INTERPOLATED, SPARK_TIMESTAMP, SUMMARIES
 
 NUMERIC_POINT_TYPES = ("Float16", "Float32", "Float64", "Int16", "Int32")
@@ -47,48 +47,42 @@ CURSORS = pa.schema([
     pa.field("cursor_ns", pa.int64(), nullable=False),
     pa.field("error", pa.string()),
 ])
-#: Batches of cursor files kept behind the last committed one (a replay needs the one before it).
-KEEP_WINDOWS = 3
 
 
 class WindowCursors:
     """The cursor files of one window table, per offset: ``windows/<table>/<end>-<retry>/part-<p>.arrow``
-    holds a partition's tags after the batch that ended at that offset.
+    holds a partition's tags after the batch that ended at that offset (state.offsets.OffsetFolders).
 
     An offset is ``{"end_ns": end of the window, "retry": n}``: a batch that only reads again what
     tags behind their cursors missed keeps the window's end and counts ``retry`` up, so that Spark
     sees a new offset."""
 
     def __init__(self, state_path: str | os.PathLike, table: str):
-        self.root = Path(state_path) / "windows" / table
+        self.folders = OffsetFolders(Path(state_path) / "windows" / table, width=0)
 
     @staticmethod
-    def _name(offset: dict) -> str:
-        return f"{offset['end_ns']}-{offset['retry']}"
+    def _key(offset: dict) -> tuple[int, int]:
+        return offset["end_ns"], offset["retry"]
 
     def offsets(self) -> list[dict]:
         """The offsets that have files, oldest first."""
-        found = [p.name.split("-") for p in self.root.iterdir()] if self.root.is_dir() else []
-        return [{"end_ns": int(end), "retry": int(retry)} for end, retry in sorted(found, key=lambda f: (int(f[0]), int(f[1])))]
+        return [{"end_ns": end, "retry": retry} for end, retry in self.folders.offsets()]
 
     def write(self, offset: dict, partition: int, rows: pa.Table) -> None:
-        write_arrow(self.root / self._name(offset) / f"part-{partition:05d}.arrow", rows.cast(CURSORS), {})
+        write_arrow(self.folders.file(self._key(offset), "part", partition), rows.cast(CURSORS), {})
 
     def after(self, offset: dict) -> pa.Table:
         """Every tag's row after the batch that ended at ``offset`` (none: empty)."""
-        files = sorted((self.root / self._name(offset)).glob("part-*.arrow"))
-        return pa.concat_tables([read_arrow(f)[0] for f in files]) if files else CURSORS.empty_table()
+        return read_arrows(list(self.folders.files(self._key(offset), "part").values()), CURSORS)
 
     def behind(self, offset: dict) -> bool:
         """Whether a tag's rows end before ``offset``'s window end (its read failed)."""
         cursors = self.after(offset)["cursor_ns"].to_pylist()
         return any(cursor < offset["end_ns"] for cursor in cursors)
 
-    def prune(self, committed: dict, keep: int) -> None:
-        """Drop the files of all but the ``keep`` newest offsets up to the committed one."""
-        done = [o for o in self.offsets() if (o["end_ns"], o["retry"]) <= (committed["end_ns"], committed["retry"])]
-        for offset in done[:-keep]:
-            shutil.rmtree(self.root / self._name(offset), ignore_errors=True)
+    def prune(self, committed: dict) -> None:
+        """Drop the files of the offsets no replay needs (state.offsets.KEEP)."""
+        self.folders.prune(self._key(committed))
 
 
 class WindowReader:

@@ -23,7 +23,6 @@ here; the scheduled time-series pipeline's look-back catches those.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Iterator
@@ -38,7 +37,9 @@ from pi_client.updates import Subscription, end_timestamps, poll, register
 from pi_lakeflow.runtime.discovery import select_tags
 from pi_lakeflow.runtime.landing import landing_columns
 from pi_lakeflow.config.settings import Settings
-from pi_lakeflow.runtime.state import conformed, read_arrow, write_arrow
+from pi_lakeflow.state.files import read_arrow, write_arrow
+from pi_lakeflow.state.layouts import conformed
+from pi_lakeflow.state.offsets import OffsetFolders
 from pi_lakeflow.tables.schemas import TIMESERIES
 
 LAYOUT = pa.schema([
@@ -62,15 +63,13 @@ MARKERS = pa.schema([
     pa.field("error", pa.string()),
 ])
 
-#: Polls kept behind the last committed one (a replay needs the one before it).
-KEEP_POLLS = 3
-
-
 class MarkerStore:
-    """The files of one pipeline's stream-updates source (see the module docstring)."""
+    """The files of one pipeline's stream-updates source (see the module docstring): a folder per
+    poll (state.offsets.OffsetFolders)."""
 
     def __init__(self, path: str | os.PathLike):
         self.root = Path(path) / "updates"
+        self.folders = OffsetFolders(self.root / "polls")
 
     def layout(self) -> pa.Table | None:
         path = self.root / "layout.arrow"
@@ -83,23 +82,20 @@ class MarkerStore:
         layout = self.layout()
         return [] if layout is None else sorted(set(layout["partition"].to_pylist()))
 
-    def _poll_dir(self, poll_number: int) -> Path:
-        return self.root / "polls" / f"{poll_number:08d}"
-
     def write(self, poll_number: int, partition: int, rows: pa.Table, stats: dict) -> None:
-        write_arrow(self._poll_dir(poll_number) / f"part-{partition:05d}.arrow", rows.cast(MARKERS), stats)
+        write_arrow(self.folders.file((poll_number,), "part", partition), rows.cast(MARKERS), stats)
 
     def read(self, poll_number: int, partition: int) -> tuple[pa.Table, dict] | None:
-        path = self._poll_dir(poll_number) / f"part-{partition:05d}.arrow"
+        path = self.folders.file((poll_number,), "part", partition)
         return read_arrow(path) if path.is_file() else None
 
     def write_events(self, poll_number: int, partition: int, events: pa.Table) -> None:
-        write_arrow(self._poll_dir(poll_number) / f"events-{partition:05d}.arrow", events.cast(TIMESERIES), {})
+        write_arrow(self.folders.file((poll_number,), "events", partition), events.cast(TIMESERIES), {})
 
     def events(self, poll_number: int, partition: int) -> pa.Table | None:
         """The rows a channel poll landed for a partition (channels only: a marker poll reads its
         events from the server in its task)."""
-        path = self._poll_dir(poll_number) / f"events-{partition:05d}.arrow"
+        path = self.folders.file((poll_number,), "events", partition)
         return read_arrow(path)[0] if path.is_file() else None
 
     def latest(self) -> dict[str, dict]:
@@ -108,8 +104,7 @@ class MarkerStore:
         return {r["web_id"]: r for table in newest if table is not None for r in table.to_pylist()}
 
     def polls(self) -> list[int]:
-        folder = self.root / "polls"
-        return sorted(int(p.name) for p in folder.iterdir()) if folder.is_dir() else []
+        return [number for number, in self.folders.offsets()]
 
     def before(self, poll_number: int, partition: int) -> pa.Table | None:
         """The partition's markers after the newest poll before ``poll_number`` that has them."""
@@ -119,10 +114,9 @@ class MarkerStore:
                 return found[0]
         return None
 
-    def prune(self, keep_from: int) -> None:
-        for old in self.polls():
-            if old < keep_from:
-                shutil.rmtree(self._poll_dir(old), ignore_errors=True)
+    def prune(self, committed: int) -> None:
+        """Remove the polls no replay needs (state.offsets.KEEP)."""
+        self.folders.prune((committed,))
 
     def drain(self, on: bool = True) -> None:
         """Ask the source to start no more polls (``pi-lakeflow stream`` stopping), or not."""

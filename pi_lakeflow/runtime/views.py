@@ -16,8 +16,10 @@ from pi_client import Lookup, attributes, element_templates, elements, find_data
 
 from pi_lakeflow.config.connection import connect
 from pi_lakeflow.config.settings import Settings
-from pi_lakeflow.runtime import state
 from pi_lakeflow.runtime.discovery import event_frames, select_tags
+from pi_lakeflow.state.catalog_log import CatalogLog
+from pi_lakeflow.state import log as state_log
+from pi_lakeflow.state.store import StateStore
 from pi_lakeflow.tables.schemas import for_spark
 
 
@@ -27,7 +29,7 @@ class ReadContext:
 
     table: str
     settings: Settings
-    store: state.StateStore
+    store: StateStore
     now_ns: int
 
 
@@ -35,7 +37,7 @@ def _catalog(context: ReadContext, read) -> pa.Table:
     """``read(client)``'s table, its failed items kept for pi_catalog_log."""
     with connect(context.settings) as client:
         found: Lookup = read(client)
-    context.store.write_catalog_errors(context.table, found.errors, context.now_ns)
+    CatalogLog(context.settings.state_path).write(context.table, found.errors, context.now_ns)
     return for_spark(found.table)
 
 
@@ -73,12 +75,12 @@ def read_event_frame_attributes(context: ReadContext) -> pa.Table:
 
 
 def ingestion_log(context: ReadContext) -> pa.Table:
-    return state.ingestion_log(context.store)
+    return state_log.ingestion_log(context.store)
 
 
 def tag_cursors(context: ReadContext) -> pa.Table:
-    return state.tag_cursors(context.store)
+    return state_log.tag_cursors(context.store)
 
 
 def catalog_log(context: ReadContext) -> pa.Table:
-    return context.store.catalog_log()
+    return CatalogLog(context.settings.state_path).read()

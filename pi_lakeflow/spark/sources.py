@@ -1,19 +1,15 @@
 """Spark glue: Python data sources over pi_client and the state store. No PI logic lives here.
 
 * ``pi_timeseries`` (streaming): each micro-batch is one planned batch; its partitions are tag
-  groups, read by Spark tasks on the executors, each calling :func:`runtime.timeseries.read_partition`.
+  groups, read by Spark tasks on the executors, each calling :func:`runtime.partition.read_partition`.
   The offset is the batch number; the per-tag cursors are in the state store (see state.py).
 * ``pi_updates`` (streaming, real time): each micro-batch is one poll of PI stream updates; its
   partitions are tag groups, each task calling :func:`realtime.read_poll`. The offset is the poll
   number; the markers are in the state store (see runtime/realtime.py). With ``pi.updates.transport``
   channels, the reader on the driver holds the channels (channels.py) and writes what they pushed
   as the next poll's files; the tasks read those files.
-* ``pi_catalog`` (batch, option ``table``): a table the registry reads whole on each run
-  (points, AF, event frames, the state's log and cursors, pi_catalog_log), by the registry's
-  reader (pi_lakeflow.runtime.views); one task.
-* ``pi_windows`` (streaming, option ``table``): interpolated values or summaries over aligned time
-  windows (pi_lakeflow.runtime.derived); the offset is the end of the last window, the
-  partitions are tag groups selected on the driver.
+* ``pi_catalog`` and ``pi_windows``: the sources of the registry's tables named by the option
+  ``table`` (table_sources.py).
 
 Every source takes the pipeline settings as options (settings.configuration) and parses them
 where it runs.
@@ -37,25 +33,24 @@ source gives the whole window (no steps): an update still lands everything it ca
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Iterator
 
 import pyarrow as pa
-import pyarrow.compute as pc
-from pyspark.sql.datasource import DataSource, DataSourceReader, DataSourceStreamReader, InputPartition
+from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
 from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.types import StructType
 
 from pi_lakeflow.config.connection import connect
-from pi_lakeflow.config.settings import Settings, parse
+from pi_lakeflow.config.settings import from_options
 from pi_lakeflow.runtime.channels import ChannelListener
-from pi_lakeflow.runtime.derived import KEEP_WINDOWS, WindowCursors
-from pi_lakeflow.runtime.realtime import KEEP_POLLS, MarkerStore, plan_layout, read_poll, write_pushed
-from pi_lakeflow.runtime.state import PlanInfo, StateStore, probe
-from pi_lakeflow.runtime.timeseries import plan_next, read_partition
-from pi_lakeflow.runtime.views import ReadContext
-from pi_lakeflow.tables import registry
+from pi_lakeflow.errors import StateLostError
+from pi_lakeflow.runtime.partition import read_partition
+from pi_lakeflow.runtime.plan import plan_next
+from pi_lakeflow.runtime.realtime import MarkerStore, plan_layout, read_poll, write_pushed
+from pi_lakeflow.state.files import probe
+from pi_lakeflow.state.store import PlanInfo, StateStore
+from pi_lakeflow.spark.table_sources import CatalogSource, WindowsSource
 from pi_lakeflow.tables.schemas import TIMESERIES
 
 try:
@@ -68,14 +63,6 @@ except ImportError:  # Spark 4.0 and 4.1: one batch per AvailableNow update
     class SupportsTriggerAvailableNow:  # type: ignore[no-redef]
         """Spark 4.2's mixin, absent before it: here a plain base that Spark never calls."""
 
-#: Batches kept in the state store behind the last committed one (for replays and the log).
-KEEP_BATCHES = 3
-
-
-def _settings(options) -> Settings:
-    return parse({k: v for k, v in options.items() if k.startswith("pi.")})
-
-
 @dataclass
 class BatchPartition(InputPartition):
     batch: int
@@ -84,7 +71,7 @@ class BatchPartition(InputPartition):
 
 class TimeSeriesReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
     def __init__(self, options):
-        self.settings = _settings(options)
+        self.settings = from_options(options)
         probe(self.settings.state_path)
         self.store = StateStore(self.settings.state_path)
         self.update_now: int | None = None  # the server's now when an AvailableNow update began
@@ -122,7 +109,7 @@ class TimeSeriesReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         """Plan ``batch`` from the tag state after batch ``after`` and keep the plan; in steps
         of ``pi.step`` where Spark runs several batches per update (STEPS)."""
         if after and after not in self.store.batches():
-            raise RuntimeError(f"the stream's checkpoint continues from batch {after}, which pi.state_path "
+            raise StateLostError(f"the stream's checkpoint continues from batch {after}, which pi.state_path "
                                f"{self.settings.state_path} no longer holds (it holds {self.store.batches()}); "
                                f"a full refresh reads every tag again from pi.start")
         with connect(self.settings) as client:
@@ -149,7 +136,7 @@ class TimeSeriesReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                 yield from landed.to_batches(max_chunksize=100_000)
 
     def commit(self, end: dict) -> None:
-        self.store.prune(end["batch"] - KEEP_BATCHES)
+        self.store.prune(end["batch"])
 
 
 class TimeSeriesSource(DataSource):
@@ -174,7 +161,7 @@ class PollPartition(InputPartition):
 
 class UpdatesReader(DataSourceStreamReader):
     def __init__(self, options):
-        self.settings = _settings(options)
+        self.settings = from_options(options)
         probe(self.settings.state_path)
         self.store = MarkerStore(self.settings.state_path)
         self.selected = False
@@ -230,7 +217,7 @@ class UpdatesReader(DataSourceStreamReader):
                 yield from events.to_batches(max_chunksize=100_000)
 
     def commit(self, end: dict) -> None:
-        self.store.prune(end["poll"] - KEEP_POLLS)
+        self.store.prune(end["poll"])
 
     def stop(self) -> None:
         if self.listener is not None:
@@ -250,130 +237,6 @@ class UpdatesSource(DataSource):
 
     def streamReader(self, schema: StructType) -> DataSourceStreamReader:
         return UpdatesReader(self.options)
-
-
-@dataclass
-class ViewPartition(InputPartition):
-    table: str
-
-
-class ViewReader(DataSourceReader):
-    def __init__(self, options):
-        self.settings = _settings(options)
-        self.table = registry.table(options["table"])
-
-    def partitions(self) -> list[ViewPartition]:
-        return [ViewPartition(self.table.name)]
-
-    def read(self, partition: ViewPartition) -> Iterator[pa.RecordBatch]:
-        probe(self.settings.state_path)
-        context = ReadContext(self.table.name, self.settings, StateStore(self.settings.state_path), time.time_ns())
-        yield from self.table.load_reader()(context).to_batches()
-
-
-def _declared(options, source: str):
-    """The registry's table named by the option ``table``, which ``source`` must read."""
-    name = options.get("table", "")
-    found = [t.name for t in registry.TABLES if t.source == source]
-    if name not in found:
-        raise ValueError(f"{source} has no table '{name}'; it has: {', '.join(found)}")
-    return registry.table(name)
-
-
-class CatalogSource(DataSource):
-    """``spark.read.format("pi_catalog").option("table", name)``: a table made whole on each run
-    (points, AF, event frames, the time-series state's log and cursors): the registry's reader."""
-
-    @classmethod
-    def name(cls) -> str:
-        return "pi_catalog"
-
-    def schema(self) -> StructType:
-        return from_arrow_schema(_declared(self.options, "pi_catalog").schema)
-
-    def reader(self, schema: StructType) -> DataSourceReader:
-        return ViewReader(self.options)
-
-
-@dataclass
-class WindowPartition(InputPartition):
-    end: dict  # the batch's offset
-    partition: int
-    tags: list  # (pi_client.Tag, where its read starts)
-
-
-class WindowsReader(DataSourceStreamReader):
-    """The stream of a registry table over aligned time windows (pi_lakeflow.runtime.derived):
-    the offset is the end of the last window (and a retry count, runtime.derived.WindowCursors);
-    tags are selected on the driver per batch, each read from its cursor."""
-
-    def __init__(self, options):
-        self.settings = _settings(options)
-        probe(self.settings.state_path)
-        self.windows = _declared(options, "pi_windows").load_reader()(self.settings)
-        self.cursors = WindowCursors(self.settings.state_path, self.windows.table)
-
-    def initialOffset(self) -> dict:
-        return {"end_ns": self.windows.first(self._server_now()), "retry": 0}
-
-    def _server_now(self) -> int:
-        """The server's clock: windows end at PI's ``*``, not this machine's."""
-        with connect(self.settings) as client:
-            return client.server_time()
-
-    def latestOffset(self, start: dict | None = None, limit=None) -> dict:
-        """The end of the window ready now; when it has not moved but tags are behind their
-        cursors, the same end again (retry + 1). Without ``start`` (Spark 4.0, 4.1): from the
-        newest offset with files."""
-        if start is None:
-            start = (self.cursors.offsets() or [self.initialOffset()])[-1]
-        ready = self.windows.ready(self._server_now())
-        if ready > start["end_ns"]:
-            return {"end_ns": ready, "retry": 0}
-        if self.cursors.behind(start):
-            return {"end_ns": start["end_ns"], "retry": start["retry"] + 1}
-        return start
-
-    def partitions(self, start: dict, end: dict) -> list[WindowPartition]:
-        if end == start:
-            return []
-        with connect(self.settings) as client:
-            tags = self.windows.plan(client, self.cursors.after(start), start["end_ns"])
-        StateStore(self.settings.state_path).clear_catalog_errors(self.windows.table)  # each task writes its own
-        size = self.settings.partition_size
-        return [WindowPartition(end, i // size, tags[i:i + size]) for i in range(0, len(tags), size)]
-
-    def read(self, partition: WindowPartition) -> Iterator[pa.RecordBatch]:
-        """The partition's rows; its tags' cursors, and the failed ones in pi_catalog_log."""
-        probe(self.settings.state_path)
-        with connect(self.settings) as client:
-            landed, cursors = self.windows.read(client, partition.tags, partition.end["end_ns"], time.time_ns())
-        self.cursors.write(partition.end, partition.partition, cursors)
-        failed = cursors.filter(pc.is_valid(cursors["error"]))
-        errors = {name or web_id: error for name, web_id, error in
-                  zip(*(failed[c].to_pylist() for c in ("name", "web_id", "error")))}
-        StateStore(self.settings.state_path).write_catalog_errors(self.windows.table, errors, time.time_ns(),
-                                                                  part=str(partition.partition))
-        for rows in landed:
-            yield from rows.to_batches(max_chunksize=100_000)
-
-    def commit(self, end: dict) -> None:
-        self.cursors.prune(end, KEEP_WINDOWS)
-
-
-class WindowsSource(DataSource):
-    """``spark.readStream.format("pi_windows").option("table", name)``: interpolated values or
-    summaries, window by window."""
-
-    @classmethod
-    def name(cls) -> str:
-        return "pi_windows"
-
-    def schema(self) -> StructType:
-        return from_arrow_schema(_declared(self.options, "pi_windows").schema)
-
-    def streamReader(self, schema: StructType) -> DataSourceStreamReader:
-        return WindowsReader(self.options)
 
 
 SOURCES = (TimeSeriesSource, UpdatesSource, CatalogSource, WindowsSource)

@@ -16,7 +16,7 @@ import pytest
 
 from pi_client.times import to_pi_time
 from pi_lakeflow.local.uncommitted import uncommitted_files
-from pi_lakeflow.runtime.state import StateStore
+from pi_lakeflow.state.store import StateStore
 from pi_simulator import GroundTruth, PlantConfig
 from tests.conftest import NOW, make_server, truth_rows, value_row
 from tests.pipeline.test_real_conditions import finish, start, table_rows, write_config

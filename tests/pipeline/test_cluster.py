@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from pi_client.times import to_pi_time
-from pi_lakeflow.local.runner import spark_home
+from pi_lakeflow.local.spark_env import spark_home
 from pi_simulator import GroundTruth, PlantConfig
 from tests.conftest import NOW, make_server, truth_rows, value_row
 from tests.pipeline.test_real_conditions import finish, start, table_rows, write_config

@@ -33,8 +33,9 @@ import pytest
 import yaml
 
 from pi_client.times import to_ns, to_pi_time
-from pi_lakeflow.local.runner import load_config, run_pipeline
-from pi_lakeflow.runtime.state import StateStore
+from pi_lakeflow.local.config import load_config
+from pi_lakeflow.local.runner import run_pipeline
+from pi_lakeflow.state.catalog_log import CatalogLog
 from pi_simulator import GroundTruth
 from tests.conftest import NOW, make_server, truth_json, value_json
 from tests.pipeline.conformance import check_tables
@@ -75,7 +76,7 @@ def runs(tmp_path_factory):
         api.server_config = dataclasses.replace(api.server_config, failing_tags=(failing.name,))
         config = write_config(folder, server.url)
         assert run_pipeline(config) == 3  # completed; one tag failed
-        failed_items = StateStore(config.settings.state_path).catalog_log().to_pylist()
+        failed_items = CatalogLog(config.settings.state_path).read().to_pylist()
         missed = {t: pc.sum(pc.equal(_names(config, t), failing.name)).as_py() for t in TABLES}
         api.server_config = dataclasses.replace(api.server_config, failing_tags=())
         assert run_pipeline(config) == 0

@@ -12,12 +12,13 @@ from collections import Counter
 import pyarrow as pa
 import pytest
 
-import pi_lakeflow.runtime.timeseries as timeseries
+import pi_lakeflow.runtime.partition as partition_module
 from pi_client import Limits, PiClient, RetryPolicy
 from pi_client.times import to_pi_time
-from pi_lakeflow.runtime.timeseries import plan_batch, plan_next, read_partition
+from pi_lakeflow.runtime.partition import read_partition
+from pi_lakeflow.runtime.plan import plan_batch, plan_next
 from pi_lakeflow.config.settings import parse
-from pi_lakeflow.runtime.state import StateStore
+from pi_lakeflow.state.store import StateStore
 from pi_simulator import Clock, GroundTruth, PiWebApi, PlantConfig, ServerConfig, SimulatorServer
 from tests.conftest import NOW, current_rows, landed_changes, make_server, truth_changes, truth_rows, value_row
 
@@ -76,7 +77,7 @@ def test_a_tag_failing_mid_window_keeps_what_it_landed_and_its_cursor_where_that
     points = server.api.plant.points
     victim = points[0]
     calls = []
-    real = timeseries.read_recorded
+    real = partition_module.read_recorded
 
     def fail_after_first_slice(*args, **kwargs):  # the server starts refusing the tag after one slice
         calls.append(kwargs["end"])
@@ -84,7 +85,7 @@ def test_a_tag_failing_mid_window_keeps_what_it_landed_and_its_cursor_where_that
             server.api.server_config = dataclasses.replace(server.api.server_config, failing_tags=(victim.name,))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(timeseries, "read_recorded", fail_after_first_slice)
+    monkeypatch.setattr(partition_module, "read_recorded", fail_after_first_slice)
     first, state = run_batch(client, store, settings, 1, NOW_NS)
     row = next(r for r in state.to_pylist() if r["web_id"] == victim.web_id)
     first_slice_end = calls[0]
@@ -211,7 +212,7 @@ def test_the_plan_follows_the_planning_rules_for_any_state(tmp_path):
     import random
 
     from pi_lakeflow.runtime.discovery import select_tags
-    from pi_lakeflow.runtime.state import PLAN, STATE
+    from pi_lakeflow.state.store import PLAN, STATE
 
     rng = random.Random(19)
     with make_server(PLANT) as server, PiClient(server.url) as client:

@@ -16,12 +16,15 @@ from collections import Counter
 import pyarrow as pa
 import pytest
 
-import pi_lakeflow.runtime.timeseries as timeseries
+import pi_lakeflow.runtime.partition as partition_module
+from pi_lakeflow.runtime.digests import digest_entries
 from pi_client import Limits, PiClient, RetryPolicy
 from pi_client.times import to_pi_time
 from pi_lakeflow.config.settings import parse
-from pi_lakeflow.runtime.state import StateStore, read_arrow
-from pi_lakeflow.runtime.timeseries import plan_next, read_partition
+from pi_lakeflow.state.files import read_arrow
+from pi_lakeflow.state.store import StateStore
+from pi_lakeflow.runtime.partition import read_partition
+from pi_lakeflow.runtime.plan import plan_next
 from pi_simulator import GroundTruth, PlantConfig
 from tests.conftest import NOW, landed_changes, make_server, truth_changes, truth_rows, value_row
 
@@ -144,7 +147,7 @@ def test_a_lost_marker_falls_back_to_the_look_back_and_stays_exact(setup, monkey
     changed = {p.name: Counter(a for a, _ in truth.changes(p.name, since, server.api.now())) for p in server.api.plant.points}
     assert any(c["Update"] and c["Delete"] for c in changed.values())  # a tag edited and deleted meanwhile
 
-    registered = timeseries.register
+    registered = partition_module.register
 
     def register_then_write(*args, **kwargs):  # the plant writes on while the tags are caught up
         found = registered(*args, **kwargs)
@@ -152,7 +155,7 @@ def test_a_lost_marker_falls_back_to_the_look_back_and_stays_exact(setup, monkey
         server.api.server_config = dataclasses.replace(server.api.server_config, marker_ttl=600.0)
         return found
 
-    monkeypatch.setattr(timeseries, "register", register_then_write)
+    monkeypatch.setattr(partition_module, "register", register_then_write)
     rows = run_batch(server, client, store, settings, 3)
     monkeypatch.undo()
     read, landed = counts(store, 3)
@@ -181,7 +184,7 @@ def test_a_lost_marker_falls_back_to_the_look_back_and_stays_exact(setup, monkey
 def as_written_before(store: StateStore, batch: int) -> int:
     """Rewrite a batch's files as versions before 2026-12 wrote them: uncompressed, the digests in
     the plan and part files (no digest files, no digest_partition), each entry by entry
-    (timeseries.DIGEST_ENTRY after DIGEST_ENTRY); returns how many digest entries its part files hold."""
+    (digests.DIGEST_ENTRY after DIGEST_ENTRY); returns how many digest entries its part files hold."""
     entries = 0
     folder = store.root / "batches" / f"{batch:08d}"
     for path in sorted(folder.glob("*.arrow")):
@@ -189,7 +192,7 @@ def as_written_before(store: StateStore, batch: int) -> int:
             continue
         table, meta = read_arrow(path)
         table = store.with_digests(table, batch if path.name.startswith("part-") else batch - 1)
-        digests = [None if d is None else timeseries.digest_entries(d) for d in table["digest"].to_pylist()]
+        digests = [None if d is None else digest_entries(d) for d in table["digest"].to_pylist()]
         if path.name.startswith("part-"):
             entries += sum(len(d) for d in digests if d is not None)
         table = table.set_column(table.schema.get_field_index("digest"), table.schema.field("digest"),

@@ -32,8 +32,9 @@ import yaml
 from pi_client.times import to_pi_time
 from pi_lakeflow import cli
 from pi_lakeflow.spark import quality
-from pi_lakeflow.local.runner import load_config, run_pipeline
-from pi_lakeflow.runtime.state import StateStore
+from pi_lakeflow.local.config import load_config
+from pi_lakeflow.local.runner import run_pipeline
+from pi_lakeflow.state.store import StateStore
 from pi_lakeflow.tables import registry
 from pi_simulator import GroundTruth
 from pi_simulator.plant import ASSET_DATABASE_NAME

@@ -25,7 +25,7 @@ import yaml
 
 from pi_client.times import to_pi_time
 from pi_lakeflow.runtime.realtime import MarkerStore
-from pi_lakeflow.runtime.state import StateStore
+from pi_lakeflow.state.store import StateStore
 from pi_simulator import GroundTruth, PlantConfig
 from pi_simulator.plant import ASSET_DATABASE_NAME
 from tests.conftest import NOW, make_server, truth_rows, value_row

@@ -10,8 +10,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from pi_lakeflow.runtime.state import (OUTCOME, PLAN, PartProgress, PartStats, PlanInfo, StatePathError, StateStore,
-                                      conformed, ingestion_log, probe, tag_cursors)
+from pi_lakeflow.errors import StateLostError, StatePathError
+from pi_lakeflow.state.files import probe
+from pi_lakeflow.state.layouts import conformed
+from pi_lakeflow.state.log import ingestion_log, tag_cursors
+from pi_lakeflow.state.store import OUTCOME, PLAN, PartProgress, PartStats, PlanInfo, StateStore
 
 END = 1_714_608_000_000_000_000
 
@@ -61,7 +64,7 @@ def test_a_task_reads_its_tags_digests_where_the_batch_before_left_them(tmp_path
     _, rows = store.plan_part(2, 0)
     assert {r["web_id"]: r["digest"] for r in rows.to_pylist()} == {"A": b"\x01" * 8, "B": None}
     (tmp_path / "batches" / "00000001" / "digest-00000.arrow").unlink()
-    with pytest.raises(RuntimeError, match=r"digest-00000.arrow is gone, but the plan of the batch after 1 "
+    with pytest.raises(StateLostError, match=r"digest-00000.arrow is gone, but the plan of the batch after 1 "
                                            r"reads its tags' digests from there.*full refresh"):
         store.plan_part(2, 0)
 
@@ -89,11 +92,11 @@ def test_pruning_keeps_the_log_and_a_new_history_clears_it(tmp_path):
     store = StateStore(tmp_path)
     for batch in range(1, 6):
         finish(store, batch)
-    store.prune(keep_from=4)
-    assert store.batches() == [4, 5]
+    store.prune(5)  # the committed batch and the three before it stay (state.offsets.KEEP)
+    assert store.batches() == [2, 3, 4, 5]
     assert [r["batch"] for r in ingestion_log(store).to_pylist() if r["partition"] == 0] == [1, 2, 3, 4, 5]
     finish(store, 5)  # a replanned batch replaces the attempt before it
-    assert store.batches() == [4, 5] and len(store.outcomes(5)) == 1
+    assert store.batches() == [2, 3, 4, 5] and len(store.outcomes(5)) == 1
     store.write_plan(PlanInfo(1, END, 1, 10, {}, 0), plan_rows(1))  # a full refresh starts at batch 1 again
     assert store.batches() == [1] and ingestion_log(store).num_rows == 0 and not store.finished(1)
 
@@ -121,40 +124,40 @@ def test_files_are_read_whole_without_a_memory_map(tmp_path, monkeypatch):
 
 def test_a_long_read_reports_how_far_its_tasks_are_and_says_when_no_slice_finished(tmp_path, capsys, monkeypatch):
     """The run's watcher (local engine) over a real store: a batch of 4 partitions, 2 reading."""
-    from pi_lakeflow.local import engine
+    from pi_lakeflow.local import watcher as engine_watcher
 
     store = StateStore(tmp_path)
     store.write_plan(PlanInfo(1, END, 4, 10, {}, 0), plan_rows(1))
-    watcher = engine.PartitionWatcher(store, 0)
+    watcher = engine_watcher.PartitionWatcher(store, 0)
     watcher.report()  # sees the plan
     watcher.planned[1] -= 120  # planned two minutes ago
-    watcher.news -= engine.QUIET_SECONDS
+    watcher.news -= engine_watcher.QUIET_SECONDS
     store.write_progress(1, 0, PartProgress(1_000, 900, 0.5))
     store.write_progress(1, 1, PartProgress(300, 300, 0.3))
     watcher.report()
     line = capsys.readouterr().out
     assert "reading, 0/4 partitions done; 1,200 values landed so far, 20% of the window read, about 8 min left" in line
-    watcher.moved -= engine.QUIET_SECONDS  # no task read a slice since
-    watcher.news -= engine.QUIET_SECONDS
+    watcher.moved -= engine_watcher.QUIET_SECONDS  # no task read a slice since
+    watcher.news -= engine_watcher.QUIET_SECONDS
     watcher.report()
     assert "no time slice finished for 30 s" in capsys.readouterr().out
 
 
 def test_on_a_terminal_a_long_read_is_a_bar_with_values_tags_and_time_left(tmp_path, capsys):
-    """The watcher with ``bar``: a progress line every report, marked for runner.relay to draw in
+    """The watcher with ``bar``: a progress line every report, marked for terminal.relay to draw in
     place; finished partitions still print their line, and a stalled read still says so."""
-    from pi_lakeflow.local import engine, runner
+    from pi_lakeflow.local import terminal, watcher as engine_watcher
 
     store = StateStore(tmp_path)
     store.write_plan(PlanInfo(1, END, 2, 10, {}, 0), plan_rows(1))  # a and b in partition 0; c kept aside
-    watcher = engine.PartitionWatcher(store, 0, bar=True)
+    watcher = engine_watcher.PartitionWatcher(store, 0, bar=True)
     watcher.report()
     assert capsys.readouterr().out.endswith("0%  0 values  0/2 tags  estimating\n")  # no slice read yet
     watcher.planned[1] -= 60
     store.write_progress(1, 0, PartProgress(1_000, 900, 0.5))
     watcher.report()
     bar = capsys.readouterr().out
-    assert bar == runner.PROGRESS_MARK + "batch 1 [#####...............]  25%  900 values  0/2 tags  3 min left\n"
+    assert bar == terminal.PROGRESS_MARK + "batch 1 [#####...............]  25%  900 values  0/2 tags  3 min left\n"
     store.write_outcome(1, 0, pa.Table.from_pylist([
         {"web_id": "A", "name": "a", "partition": 0, "origin_ns": 0, "cursor_ns": END, "read_from_ns": 0,
          "values_read": 1_000, "values_landed": 900},
@@ -164,9 +167,9 @@ def test_on_a_terminal_a_long_read_is_a_bar_with_values_tags_and_time_left(tmp_p
     watcher.report()
     lines = capsys.readouterr().out.splitlines()
     assert "batch 1: partition 0 read (1 of 2): 2 tags, 900 values landed" in lines[0]
-    assert lines[1].startswith(runner.PROGRESS_MARK + "batch 1 [##########..........]  50%  900 values  2/2 tags")
-    watcher.moved -= engine.QUIET_SECONDS
-    watcher.news -= engine.QUIET_SECONDS
+    assert lines[1].startswith(terminal.PROGRESS_MARK + "batch 1 [##########..........]  50%  900 values  2/2 tags")
+    watcher.moved -= engine_watcher.QUIET_SECONDS
+    watcher.news -= engine_watcher.QUIET_SECONDS
     watcher.report()
     assert "no time slice finished for 30 s" in capsys.readouterr().out
 
@@ -214,7 +217,8 @@ def test_a_task_reads_only_its_partition_of_the_plan_and_a_one_file_plan_still_r
     """write_plan keeps one file per partition (at 100,000 tags the digests make the plan tens of
     megabytes, and every task read all of it); plan() is still every tag, plan_part() one
     partition's; a plan written as one file (before this layout) reads the same."""
-    from pi_lakeflow.runtime.state import FORMAT, write_arrow
+    from pi_lakeflow.state.files import write_arrow
+    from pi_lakeflow.state.layouts import FORMAT
 
     rows = pa.Table.from_pylist([
         {"web_id": "D", "name": "d", "partition": 1, "origin_ns": 0, "cursor_ns": 9, "read_from_ns": 2},
