@@ -18,7 +18,7 @@ from .batch import SubReply, run_batch
 from .decode import SystemStatus, decode, gc_paused
 from .errors import PiConfigError
 from .times import to_ns
-from .transport import RetryPolicy, Transport
+from .transport import Closing, RetryPolicy, Transport
 
 
 @dataclass
@@ -59,7 +59,7 @@ class Limits:
         return min(self.page_size, self.max_items_per_call)
 
 
-class PiClient:
+class PiClient(Closing):
     """A PI Web API session: see :class:`Transport` for the connection settings."""
 
     def __init__(self, url: str, auth: PiAuth | None = None, *, limits: Limits | None = None,
@@ -73,12 +73,6 @@ class PiClient:
 
     def __repr__(self) -> str:
         return f"PiClient({self.transport.url!r}, auth={self.transport.auth!r})"
-
-    def __enter__(self) -> "PiClient":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def close(self) -> None:
         self.transport.close()

@@ -35,6 +35,16 @@ log = logging.getLogger("pi_client")
 REQUESTED_WITH = "pi-lakeflow"
 
 
+class Closing:
+    """A ``with`` block closes it (its ``close``) however the block ends."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often and how patiently to retry transient failures."""
@@ -97,7 +107,7 @@ class RateLimiter:
             time.sleep(start - now)
 
 
-class Transport:
+class Transport(Closing):
     """A pooled session bound to one PI Web API.
 
     ``url`` is the PI Web API root, e.g. ``https://pi.example.com/piwebapi``. TLS certificates are
@@ -148,12 +158,6 @@ class Transport:
 
     def __repr__(self) -> str:
         return f"Transport({self.url!r}, auth={self.auth!r})"
-
-    def __enter__(self) -> "Transport":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def close(self) -> None:
         self.session.close()

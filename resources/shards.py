@@ -6,7 +6,7 @@ With ``shards: 1`` (the default) nothing changes. With N > 1, the YAML pipeline
 ``pi_lakeflow_timeseries_shard1`` ... ``shard{N-1}``, each writing the time-series tables into its
 own schema ``<schema>_shard<i>`` with its own state volume, and reading points and AF from
 ``<schema>`` (``pi.catalog_schema``); the time-series job refreshes them all. A tag belongs to the
-shard its WebId hashes to (pi_lakeflow.runtime.timeseries.shard_of).
+shard its WebId hashes to (pi_lakeflow.runtime.plan.shard_of).
 
 Schemas, volumes and paths are references to the deployed resources (``${resources.schemas.<key>
 .name}``), which development mode prefixes; the mutators find the YAML pipeline and job by what

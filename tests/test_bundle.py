@@ -20,6 +20,8 @@ from pi_lakeflow.local.report import DASHBOARD, dataset_queries, load_dashboard
 from pi_lakeflow.config.settings import KEYS, KEY_NAMES
 from pi_lakeflow.tables.registry import BY_NAME, EVENT_LOG_NAME, PLATFORM_TABLES
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).parents[1]
 SECRET_REFERENCE = re.compile(r"^\{\{secrets/[^/{}]+/[^/{}]+\}\}$")
 

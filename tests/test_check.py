@@ -19,7 +19,9 @@ import yaml
 from pi_lakeflow.config.settings import KEYS
 from pi_lakeflow.local.config import load_config
 from pi_simulator.plant import ASSET_DATABASE_NAME
-from tests.conftest import make_server
+from tests.simulators import make_server
+
+pytestmark = pytest.mark.e2e
 
 PASSWORD = "Check-4e1a-pw!"
 ITEM_LIMIT = 50  # below what the read check asks for (pi.max_items_per_call), so it is learned
@@ -156,7 +158,7 @@ def test_run_output_quiet_verbose_and_the_json_summary(tmp_path):
     import pyarrow.parquet as pq
 
     from pi_simulator import PlantConfig
-    from tests.conftest import NOW
+    from tests.simulators import NOW
 
     with make_server(PlantConfig(tags=20, elements=30, event_frames=5, origin_ticks=NOW)) as server:
         path = tmp_path / "pi.yml"

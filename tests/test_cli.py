@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import io
 import os
 import re
@@ -12,6 +14,8 @@ import time
 from pathlib import Path
 
 import requests
+
+pytestmark = pytest.mark.e2e
 
 
 def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -13,6 +13,8 @@ import textwrap
 import pytest
 import yaml
 
+pytestmark = [pytest.mark.e2e, pytest.mark.spark]
+
 ROWS = 1_500  # more than query's default limit (1000)
 
 

@@ -13,6 +13,8 @@ from pi_lakeflow.spark import quality, silver
 from pi_lakeflow.tables import registry
 from pi_lakeflow.tables.registry import BRONZE, CURRENT, SILVER, STREAMING, TABLES, VIEW
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("table", TABLES, ids=lambda t: t.name)
 def test_each_declaration_names_what_makes_it(table):

@@ -14,6 +14,8 @@ import pytest
 from pi_lakeflow import cli
 from tests.workspace_stub import JsonHandler, serving
 
+pytestmark = pytest.mark.e2e
+
 FIXTURES = Path(__file__).parent / "fixtures" / "databricks"
 PIPELINE_ID = "4b1d7a52-0e8a-4c65-9d3c-2f6f0a1e9b11"
 

@@ -46,6 +46,18 @@ def _key(name: str, default: str | None, doc: str, parser: Callable[[str], objec
     return field(metadata={"key": Key(name, default, doc, parser, secret)})
 
 
+def _interval_key(table: str, rows: str, example: str):
+    """``pi.<table>.interval``: the interval of the derived table ``pi_timeseries_<table>``."""
+    return _key(f"pi.{table}.interval", "", f"pi_timeseries_{table}: {rows} (whole seconds, e.g. {example}); "
+                f"empty: the table is not made", values.interval)
+
+
+def _name_filter_key(table: str):
+    """``pi.<table>.name_filter``: which selected tags the derived table ``pi_timeseries_<table>`` reads."""
+    return _key(f"pi.{table}.name_filter", "*", f"pi_timeseries_{table}: of the selected tags, those whose names "
+                f"match this filter (wildcards * and ?)", values.name_filter)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Parsed settings, each field bound by name to its configuration key (declared here, once);
@@ -101,18 +113,11 @@ class Settings:
                                    "start of the event frame search window; default: pi.start", values.maybe_time)
     search_mode: str = _key("pi.event_frames.search_mode", "Overlapped", f"PI searchMode: {', '.join(SEARCH_MODES)}",
                             values.choice(SEARCH_MODES))
-    interpolated_interval_ns: int = _key("pi.interpolated.interval", "",
-                                         "pi_timeseries_interpolated: a value per tag every this long (whole seconds, "
-                                         "e.g. 10m); empty: the table is not made", values.interval)
-    interpolated_name_filter: str = _key("pi.interpolated.name_filter", "*",
-                                         "pi_timeseries_interpolated: of the selected tags, those whose names match "
-                                         "this filter (wildcards * and ?)", values.name_filter)
-    summaries_interval_ns: int = _key("pi.summaries.interval", "",
-                                      "pi_timeseries_summaries: one row per numeric tag and interval of this length "
-                                      "(whole seconds, e.g. 1h); empty: the table is not made", values.interval)
-    summaries_name_filter: str = _key("pi.summaries.name_filter", "*",
-                                      "pi_timeseries_summaries: of the selected tags, those whose names match this "
-                                      "filter (wildcards * and ?)", values.name_filter)
+    interpolated_interval_ns: int = _interval_key("interpolated", "a value per tag every this long", "10m")
+    interpolated_name_filter: str = _name_filter_key("interpolated")
+    summaries_interval_ns: int = _interval_key("summaries", "one row per numeric tag and interval of this length",
+                                               "1h")
+    summaries_name_filter: str = _name_filter_key("summaries")
     tables: str = _key("pi.tables", "all", "which tables this pipeline makes: all, timeseries (values, log, "
                                            "cursors, interpolated values and summaries when set, their silver, "
                                            "quarantine and quality metrics), catalog (points, AF, event frames and "

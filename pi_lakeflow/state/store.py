@@ -167,7 +167,7 @@ class StateStore:
         """How many tags a batch reads, and where the one furthest behind starts (its cursor, or
         its origin while it has none; None: no tag), without reading the plan's tags."""
         due = read_arrow_meta(self._plan_path(batch)).get("due")
-        if due is None:  # older layout: no count kept
+        if due is None:  # older layout: no count of the due tags kept
             rows = self.plan(batch)[1].filter(pc.field("partition") >= 0)
             return len(rows), pc.min(pc.coalesce(rows["cursor_ns"], rows["origin_ns"])).as_py()
         return due["tags"], due["behind_ns"]

@@ -3,14 +3,14 @@ what makes it, and in which order.
 
 The pipeline files (``pipelines/bronze.py``, ``silver.py``) are a loop over this list; the local
 engine runs its layers in order; the Spark data sources find a table's schema and reader here;
-the bundle, the docs check and the conformance suite (tests/pipeline/test_conformance.py) read it.
+the bundle, the docs check and the conformance suite (tests/pipeline/conformance.py) read it.
 
 Adding a table is one declaration here and one reader:
 
 * a table read whole on each run (a materialized view): ``source="pi_catalog"`` and ``reader``,
   a function ``(ReadContext) -> pa.Table`` (pi_lakeflow.runtime.views; no Spark);
 * an incremental table over time windows: ``source="pi_windows"`` and ``reader``, a
-  :class:`pi_lakeflow.runtime.windows.WindowReader` (see runtime/derived.py for two);
+  :class:`pi_lakeflow.runtime.derived.WindowReader` (see runtime/derived.py for two);
 * a silver table: ``build``, a function ``(SilverContext) -> DataFrame`` in pi_lakeflow.spark.silver
   (``(SilverContext, stream) -> DataFrame`` of change rows for a ``current`` table).
 

@@ -13,7 +13,9 @@ from pi_client import (Anonymous, Basic, Bearer, Kerberos, OidcClientCredentials
                        PiConfigError, PiConnectionError, PiHttpError, RetryPolicy, data_servers)
 from pi_simulator import Clock, PiWebApi, ServerConfig, SimulatorServer
 from pi_simulator.server import KERBEROS_TEST_TOKEN
-from tests.conftest import NOW, SMALL_PLANT, make_server
+from tests.simulators import NOW, SMALL_PLANT, make_server
+
+pytestmark = pytest.mark.unit
 
 QUICK = RetryPolicy(attempts=6, backoff=0.01, max_backoff=0.05)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import dataclasses
 import fnmatch
 from collections import Counter
@@ -15,6 +17,8 @@ from pi_client import (Limits, PiClient, asset_databases, attributes, data_serve
 from pi_simulator import GroundTruth
 from pi_simulator.api import frame_end, frame_matches
 from pi_simulator.pitime import TICKS_PER_SECOND, parse_time
+
+pytestmark = pytest.mark.unit
 
 MINUTE = 60 * TICKS_PER_SECOND
 

@@ -12,7 +12,10 @@ from pi_client import Basic, Bearer, Kerberos, OidcClientCredentials, PiAuthErro
 from pi_client.channels import open_channel
 from pi_client.times import to_ns
 from pi_simulator import Clock, GroundTruth, PiWebApi, ServerConfig, SimulatorServer
-from tests.conftest import NOW, SMALL_PLANT, make_server, truth_json, value_json
+from tests.oracle import truth_json, value_json
+from tests.simulators import NOW, SMALL_PLANT, make_server
+
+pytestmark = pytest.mark.unit
 
 MINUTE_TICKS = 600_000_000
 

@@ -12,8 +12,10 @@ from pi_client import (Limits, PiClient, RetryPolicy, attributes, elements, find
                        read_interpolated, read_recorded, read_summaries)
 from pi_simulator import GroundTruth, PlantConfig
 from pi_simulator.plant import ASSET_DATABASE_NAME
-from tests.client.test_timeseries import END, START, expected_rows, got_rows, tags_of
-from tests.conftest import NOW, make_server
+from tests.client.reads import END, START, expected_rows, got_rows, tags_of
+from tests.simulators import NOW, make_server
+
+pytestmark = pytest.mark.unit
 
 QUICK = RetryPolicy(attempts=4, backoff=0.01, max_backoff=0.05)
 #: More tags than one streamsets sub-request takes (100), so a batch carries several.

@@ -9,39 +9,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from pi_client import Limits, PiClient, RetryPolicy, Tag, read_interpolated, read_recorded, read_summaries, schemas
+from pi_client import Limits, PiClient, Tag, read_interpolated, read_recorded, read_summaries, schemas
 from pi_client.times import to_ns
 from pi_simulator import GroundTruth
 from pi_simulator.api import Query
-from tests.conftest import NOW, make_server, truth_json, value_json
+from tests.client.reads import END, QUICK, START, expected_rows, got_rows, tags_of
+from tests.simulators import NOW, make_server
 
-START, END = "2024-05-01T00:00:00Z", "2024-05-02T00:00:00Z"
-QUICK = RetryPolicy(attempts=4, backoff=0.01, max_backoff=0.05)
-
-
-def tags_of(points) -> list[Tag]:
-    return [Tag(p.web_id, p.name, p.point_type) for p in points]
-
-
-def expected_rows(truth: GroundTruth, point, start=START, end_ticks=NOW - 1) -> list[tuple]:
-    """(timestamp text, value JSON, flags) for every recorded value in [start, end)."""
-    return [(v["Timestamp"], truth_json(v["Value"]), v["Good"], v["Questionable"], v["Substituted"],
-             v["Annotated"]) for v in truth.recorded(point.name, start, end_ticks)]
-
-
-def pi_text(timestamp) -> str:
-    """Arrow timestamp (ns) back to PI's text: 7 fractional digits, trailing zeros dropped."""
-    ns = timestamp.value
-    seconds = pa.scalar(ns - ns % 1_000_000_000, schemas.TIMESTAMP).as_py().strftime("%Y-%m-%dT%H:%M:%S")
-    fraction = f"{(ns % 1_000_000_000) // 100:07d}".rstrip("0")
-    return f"{seconds}.{fraction}Z" if fraction else f"{seconds}Z"
-
-
-def got_rows(table: pa.Table, point) -> list[tuple]:
-    rows = table.filter(pc.equal(table["web_id"], point.web_id)).to_pylist()
-    return [(pi_text(pa.scalar(r["timestamp"], schemas.TIMESTAMP)), value_json(r), r["good"],
-             r["questionable"], r["substituted"], r["annotated"]) for r in rows]
-
+pytestmark = pytest.mark.unit
 
 def test_recorded_values_equal_the_ground_truth_for_every_point_type(shared_server, truth):
     points = shared_server.api.plant.points[:120]

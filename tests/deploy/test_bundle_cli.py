@@ -25,7 +25,7 @@ from tests.deploy.tools import ROOT, databricks_cli
 from tests.workspace_stub import JsonHandler, serving
 
 # The first run on a machine builds the CLI from its Go module (about 3 minutes on 2 cores).
-pytestmark = pytest.mark.timeout(2400)
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 USER = "ada.lovelace@example.com"
 REFERENCE = re.compile(r"\$\{resources\.(\w+)\.(\w+)\.name\}")

@@ -24,13 +24,13 @@ import pytest
 
 from pi_client.times import to_pi_time
 from pi_simulator import GroundTruth, PlantConfig
-from tests.conftest import (NOW, current_rows, event_row, landed_changes, make_server, truth_changes,
-                            truth_events, truth_rows, value_row)
+from tests.oracle import current_rows, event_row, landed_changes, truth_changes, truth_events, truth_rows, value_row
+from tests.simulators import NOW, make_server
 from tests.deploy.tools import RUNTIME_SPARKS, build_wheel, installed, lower_bounds, runtime_environment
 
 # The first run on a machine downloads each pyspark into the cache (tools.py); each stream run
 # starts a JVM of its own.
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.spark, pytest.mark.timeout(1800)]
 
 TICK, HOUR, MINUTE_TICKS = 100, 3_600_000_000_000, 600_000_000
 NOW_NS = NOW * TICK

@@ -10,6 +10,8 @@ import pytest
 
 from tests.deploy.tools import build_wheel, installed_by_default, requirements
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):

@@ -7,6 +7,12 @@ the end-to-end tests with the tables their runs made.
   unique across runs (the second run added, never repeated); a view is made whole each run;
 * terminates: the runs that made it returned (the callers' fixtures assert their exit status),
   and it is not empty.
+
+Which run checks which table is derived from the registry: the run of pi.tables all
+(test_pipeline_runs) every table its settings make, and it asserts that the others are
+exactly :func:`needing_a_setting` (test_derived_tables turns each such setting on) and
+:func:`realtime_tables` (test_realtime); so a new table is checked by one of the three, or fails
+there.
 """
 
 from __future__ import annotations
@@ -17,6 +23,16 @@ from pyspark.sql import SparkSession
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from pi_lakeflow.tables import registry
+
+
+def needing_a_setting() -> list[str]:
+    """The tables a pipeline makes only when a setting is given (an interval): test_derived_tables."""
+    return [t.name for t in registry.TABLES if t.needs is not None]
+
+
+def realtime_tables() -> list[str]:
+    """The tables of the real-time pipeline (pi.tables updates): test_realtime."""
+    return [t.name for t in registry.TABLES if t.table_set == "updates"]
 
 
 def check_tables(spark: SparkSession, warehouse: Path, first_run: Path, names) -> list[str]:

@@ -22,10 +22,11 @@ import pytest
 from pi_client.times import to_pi_time
 from pi_lakeflow.local.spark_env import spark_home
 from pi_simulator import GroundTruth, PlantConfig
-from tests.conftest import NOW, make_server, truth_rows, value_row
-from tests.pipeline.test_real_conditions import finish, start, table_rows, write_config
+from tests.oracle import truth_rows, value_row
+from tests.simulators import NOW, make_server
+from tests.pipeline.harness import finish, start, table_rows, write_config
 
-pytestmark = pytest.mark.timeout(1200)
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.spark, pytest.mark.timeout(1200)]
 
 HOUR = 3_600_000_000_000
 NOW_NS = NOW * 100

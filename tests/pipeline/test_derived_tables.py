@@ -36,11 +36,13 @@ from pi_client.times import to_ns, to_pi_time
 from pi_lakeflow.local.config import load_config
 from pi_lakeflow.local.runner import run_pipeline
 from pi_lakeflow.state.catalog_log import CatalogLog
+from pi_lakeflow.tables import registry
 from pi_simulator import GroundTruth
-from tests.conftest import NOW, make_server, truth_json, value_json
-from tests.pipeline.conformance import check_tables
+from tests.oracle import truth_json, value_json
+from tests.simulators import NOW, make_server
+from tests.pipeline.conformance import check_tables, needing_a_setting
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.spark, pytest.mark.timeout(900)]
 
 NOW_NS = NOW * 100
 HOUR_NS = 3_600_000_000_000
@@ -210,4 +212,6 @@ def test_a_failing_tag_is_named_and_read_later_while_the_others_go_on(runs):
 
 
 def test_each_window_lands_once_and_the_tables_conform(runs, spark):
-    check_tables(spark, runs["config"].warehouse, runs["first"], TABLES)
+    made = [t.name for t in registry.made_by(runs["config"].settings) if t.needs is not None]
+    assert sorted(made) == sorted(needing_a_setting()) == sorted(TABLES)  # every table that needs a setting
+    check_tables(spark, runs["config"].warehouse, runs["first"], made)

@@ -20,7 +20,10 @@ from pi_lakeflow.runtime.plan import plan_batch, plan_next
 from pi_lakeflow.config.settings import parse
 from pi_lakeflow.state.store import StateStore
 from pi_simulator import Clock, GroundTruth, PiWebApi, PlantConfig, ServerConfig, SimulatorServer
-from tests.conftest import NOW, current_rows, landed_changes, make_server, truth_changes, truth_rows, value_row
+from tests.oracle import current_rows, landed_changes, truth_changes, truth_rows, value_row
+from tests.simulators import NOW, make_server
+
+pytestmark = pytest.mark.unit
 
 TICK, HOUR = 100, 3_600_000_000_000
 NOW_NS = NOW * TICK

@@ -26,7 +26,10 @@ from pi_lakeflow.state.store import StateStore
 from pi_lakeflow.runtime.partition import read_partition
 from pi_lakeflow.runtime.plan import plan_next
 from pi_simulator import GroundTruth, PlantConfig
-from tests.conftest import NOW, landed_changes, make_server, truth_changes, truth_rows, value_row
+from tests.oracle import landed_changes, truth_changes, truth_rows, value_row
+from tests.simulators import NOW, make_server
+
+pytestmark = pytest.mark.unit
 
 TICK, MINUTE, HOUR = 100, 60_000_000_000, 3_600_000_000_000
 NOW_NS = NOW * TICK

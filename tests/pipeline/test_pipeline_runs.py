@@ -38,12 +38,13 @@ from pi_lakeflow.state.store import StateStore
 from pi_lakeflow.tables import registry
 from pi_simulator import GroundTruth
 from pi_simulator.plant import ASSET_DATABASE_NAME
-from tests.conftest import NOW, current_rows, landed_changes, make_server, truth_changes, truth_rows, value_row
-from tests.pipeline.conformance import check_tables
+from tests.oracle import current_rows, landed_changes, truth_changes, truth_rows, value_row
+from tests.simulators import NOW, make_server
+from tests.pipeline.conformance import check_tables, needing_a_setting, realtime_tables
 
 # The module fixture runs the pipeline three times (about 3 minutes here); pytest-timeout counts
 # it against the first test.
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.spark, pytest.mark.timeout(900)]
 
 TICK = 100
 HOUR_TICKS = 36_000_000_000
@@ -188,12 +189,12 @@ def test_event_frames_close_in_the_table_after_they_close_on_the_server(runs, sp
 
 def test_every_table_the_runs_made_conforms(runs, spark):
     """The conformance suite (tests/pipeline/conformance.py) over every table a pipeline with
-    pi.tables all makes; test_derived_tables runs it over the interpolated and summary tables,
-    test_realtime over pi_timeseries_updates: every registered table passes it."""
+    pi.tables all makes; test_derived_tables runs it over the tables that need a setting,
+    test_realtime over the real-time tables: every registered table passes it."""
     made = [t.name for t in registry.made_by(runs["config"].settings)]
     assert check_tables(spark, runs["config"].warehouse, runs["snapshot"], made) == made
     others = {t.name for t in registry.TABLES} - set(made)
-    assert others == {"pi_timeseries_interpolated", "pi_timeseries_summaries", "pi_timeseries_updates"}
+    assert others == {*needing_a_setting(), *realtime_tables()}
 
 
 def test_query_prints_the_tables_through_the_local_catalog(runs):

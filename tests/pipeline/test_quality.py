@@ -15,6 +15,8 @@ from pyspark.sql import functions as F
 
 from pi_lakeflow.spark import quality
 
+pytestmark = pytest.mark.spark
+
 RULES = quality.timeseries_rules(600 * 10**9)
 NOW = datetime(2024, 5, 2)
 COLUMNS = ("label string, web_id string, timestamp_ns long, timestamp timestamp, ingested_at timestamp, "

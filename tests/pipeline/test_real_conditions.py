@@ -21,53 +21,29 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
 
-from pi_client.times import to_pi_time
 from pi_lakeflow.runtime.realtime import MarkerStore
 from pi_lakeflow.state.store import StateStore
 from pi_simulator import GroundTruth, PlantConfig
 from pi_simulator.plant import ASSET_DATABASE_NAME
-from tests.conftest import NOW, make_server, truth_rows, value_row
-from tests.pipeline.test_realtime import event_row, last_poll, truth_events, wait_for_poll
+from tests.oracle import event_row, truth_events, truth_rows, value_row
+from tests.pipeline.harness import (NOW_NS, OIDC_SECRET, PASSWORD, START_NS, finish, last_poll, start,
+                                    table_rows, wait_for_poll, write_config)
+from tests.simulators import NOW, make_server
 
 # Several local Spark runs share the 2 cores: minutes, not seconds.
-pytestmark = pytest.mark.timeout(1500)
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.spark, pytest.mark.timeout(1500)]
 
-NOW_NS = NOW * 100
-START_NS = NOW_NS - 2 * 3_600_000_000_000
 MINUTE_TICKS = 600_000_000
-PASSWORD = "Pw-7f3c9-basic!"        # the Basic user's password: must appear nowhere
-OIDC_SECRET = "Oidc-2b8e1-secret!"  # the OpenID Connect client's secret: must appear nowhere
 #: More than 100 tags (a streamsets sub-request's 100) in a run, and AF to read.
 PLANT = PlantConfig(tags=180, elements=220, event_frames=20, origin_ticks=NOW)
 ITEM_LIMIT = 1_000
-FAKE_GSSAPI = str(Path(__file__).parent.parent / "fixtures" / "fake_gssapi")
 
 CREDENTIALS = {
     "basic": {"pi.auth": "basic", "pi.user": "svc-lakeflow", "pi.password": "env:PI_PASSWORD"},
     "oidc": {"pi.auth": "oidc", "pi.oidc.client_id": "lakeflow-ci", "pi.oidc.secret": "env:PI_OIDC_SECRET"},
     "kerberos": {"pi.auth": "kerberos"},
 }
-
-
-def write_config(folder: Path, url: str, **settings: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "pi.yml"
-    path.write_text(yaml.safe_dump({"state_dir": "./pi-state", "cores": 2, "configuration": {
-        "pi.url": url, "pi.start": to_pi_time(START_NS), "pi.end": to_pi_time(NOW_NS),
-        "pi.partition_size": "60", **settings}}))
-    return path
-
-
-def start(command: str, config: Path, kerberos: bool = False, *more: str) -> subprocess.Popen:
-    environment = {**os.environ, "PI_PASSWORD": PASSWORD, "PI_OIDC_SECRET": OIDC_SECRET}
-    if kerberos:
-        environment["PI_LAKEFLOW_TEST_FAKE_GSSAPI"] = "1"
-        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [FAKE_GSSAPI, os.environ.get("PYTHONPATH")]))
-    return subprocess.Popen([sys.executable, "-m", "pi_lakeflow.cli", command, "--config", str(config), *more],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment,
-                            start_new_session=True)
 
 
 def descendants(pids: list[int]) -> set[int]:
@@ -114,17 +90,6 @@ def loopback(address: str) -> bool:
     if len(ip) == 8:  # IPv4, little-endian bytes
         return ip.endswith("7F")
     return ip in ("00000000000000000000000001000000", "0000000000000000FFFF00000100007F")
-
-
-def table_rows(spark, state: Path, table: str) -> list[dict]:
-    """A table's rows, read from its parquet folder with the module's Spark session (one session
-    for the module: starting and stopping one per read can hang in pyspark's stop)."""
-    return [r.asDict() for r in spark.read.parquet(str(state / "warehouse" / table)).collect()]
-
-
-def finish(process: subprocess.Popen, timeout: float = 900) -> str:
-    out, _ = process.communicate(timeout=timeout)
-    return out
 
 
 @pytest.fixture(scope="module")

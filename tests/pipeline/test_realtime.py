@@ -24,8 +24,12 @@ from pi_lakeflow.config.settings import parse
 from pi_lakeflow.runtime.channels import ChannelListener
 from pi_lakeflow.runtime.realtime import MarkerStore, plan_layout, read_poll, write_pushed
 from pi_simulator import GroundTruth
-from tests.conftest import NOW, event_row, make_server, truth_events, truth_json
-from tests.pipeline.conformance import check_tables
+from tests.oracle import event_row, truth_events, truth_json
+from tests.pipeline.conformance import check_tables, realtime_tables
+from tests.pipeline.harness import last_poll, wait_for_poll
+from tests.simulators import NOW, make_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.spark]
 
 MINUTE_TICKS = 600_000_000
 TAGS = 40
@@ -130,21 +134,6 @@ def test_an_unreachable_server_fails_no_poll_and_the_markers_wait(polling):
     assert run(3) == truth_events(GroundTruth(api), api.plant.points[:TAGS], NOW, NOW + 5 * MINUTE_TICKS)
 
 
-def last_poll(store: MarkerStore) -> int:
-    polls = store.polls()
-    return polls[-1] if polls else 0
-
-
-def wait_for_poll(store: MarkerStore, number: int, process: subprocess.Popen, timeout: float = 120) -> None:
-    """Wait until poll ``number`` (or a later one) has written the markers of every partition; the
-    store prunes old polls, so this waits on poll numbers, not on how many polls are kept."""
-    deadline = time.monotonic() + timeout
-    while last_poll(store) < number or not all(store.read(last_poll(store), p) for p in store.partitions()):
-        assert process.poll() is None, "pi-lakeflow stream ended on its own"
-        assert time.monotonic() < deadline, f"no poll {number} in {timeout} s"
-        time.sleep(0.2)
-
-
 def without_action(events: Counter) -> Counter:
     found = Counter()
     for (name, action, *rest), count in events.items():
@@ -187,7 +176,8 @@ def test_stream_stops_on_ctrl_c_and_resumes_losing_and_repeating_nothing(fresh_s
         .config("spark.sql.session.timeZone", "UTC").getOrCreate()
     try:
         rows = spark.read.parquet(str(warehouse / "pi_timeseries_updates")).collect()
-        check_tables(spark, warehouse, tmp_path / "after-leg-1", ["pi_timeseries_updates"])
+        assert realtime_tables() == ["pi_timeseries_updates"]  # the table this stream makes
+        check_tables(spark, warehouse, tmp_path / "after-leg-1", realtime_tables())
     finally:
         spark.stop()
     landed = Counter(event_row(r.asDict()) for r in rows)

@@ -14,7 +14,9 @@ import yaml
 
 from pi_lakeflow import cli
 from pi_lakeflow.config.settings import KEY_NAMES, SettingsError, parse, resolve_time
-from tests.conftest import make_server
+from tests.simulators import make_server
+
+pytestmark = pytest.mark.unit
 
 GOOD = {"pi.url": "https://pi.example.com/piwebapi", "pi.state_path": "/tmp/state"}
 

@@ -16,6 +16,8 @@ from pi_lakeflow.state.layouts import conformed
 from pi_lakeflow.state.log import ingestion_log, tag_cursors
 from pi_lakeflow.state.store import OUTCOME, PLAN, PartProgress, PartStats, PlanInfo, StateStore
 
+pytestmark = pytest.mark.unit
+
 END = 1_714_608_000_000_000_000
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pi_lakeflow.config.connection import connect
 from pi_lakeflow.runtime.discovery import select_tags
 from pi_lakeflow.config.settings import parse
 from pi_simulator.plant import ASSET_DATABASE_NAME
+
+pytestmark = pytest.mark.unit
 
 
 def settings_for(server, **keys):

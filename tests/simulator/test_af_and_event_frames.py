@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pi_simulator.pitime import TICKS_PER_SECOND, parse_time
+
+pytestmark = pytest.mark.unit
 
 
 def _database(server, http):

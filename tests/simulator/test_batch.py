@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from tests.conftest import make_server
+import pytest
+
+from tests.simulators import make_server
+
+pytestmark = pytest.mark.unit
 
 
 def test_object_keyed_batch_returns_207_with_each_status(shared_server, http, truth):

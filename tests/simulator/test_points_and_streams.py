@@ -8,7 +8,9 @@ import pytest
 
 from pi_simulator import PlantConfig
 from pi_simulator.plant import build_plant
-from tests.conftest import NOW
+from tests.simulators import NOW
+
+pytestmark = pytest.mark.unit
 
 
 def _points(server, http, **params):
@@ -131,7 +133,7 @@ def test_value_end_interpolated_and_summary(shared_server, http, truth):
 
 
 def test_failing_tag_is_a_server_error_for_that_stream_only():
-    from tests.conftest import make_server
+    from tests.simulators import make_server
     import requests
 
     with make_server(failing_tags=("010101.P-00001.TEMP",)) as server:

@@ -8,7 +8,9 @@ import pytest
 import requests
 
 from pi_simulator import Clock, PiWebApi, ServerConfig, SimulatorServer
-from tests.conftest import NOW, SMALL_PLANT, make_server
+from tests.simulators import NOW, SMALL_PLANT, make_server
+
+pytestmark = pytest.mark.unit
 
 
 def test_basic_auth_and_the_401_challenge():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import base64
 import json
 import os
@@ -11,6 +13,8 @@ from urllib.parse import urlsplit
 
 from pi_simulator import GroundTruth
 from pi_simulator.pitime import TICKS_PER_SECOND
+
+pytestmark = pytest.mark.unit
 
 MINUTE = 60 * TICKS_PER_SECOND
 
