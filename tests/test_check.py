@@ -4,10 +4,8 @@ the console script does, against the simulator over HTTP on loopback."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -149,49 +147,3 @@ def test_a_run_whose_selection_finds_no_tag_is_bad_input(tmp_path, server):
     allowed = cli("run", "--config", str(path), "--allow-no-tags", "--quiet")  # asked for: it runs, lands nothing
     assert allowed.returncode == 0, allowed.stdout[-3000:] + allowed.stderr[-3000:]
     assert re.search(r"run completed in [\d.]+ s: 0 values landed; 0 tags complete, 0 failed$", allowed.stdout)
-
-
-def test_run_output_quiet_verbose_and_the_json_summary(tmp_path):
-    """A small run two ways (test_cli's demo checks the default): --quiet prints the summary line
-    only; --verbose every flow event and Spark's start-up lines. --summary-json says what the
-    tables hold."""
-    import pyarrow.parquet as pq
-
-    from pi_simulator import PlantConfig
-    from tests.simulators import NOW
-
-    with make_server(PlantConfig(tags=20, elements=30, event_frames=5, origin_ticks=NOW)) as server:
-        path = tmp_path / "pi.yml"
-        path.write_text(yaml.safe_dump({"state_dir": "./pi-state", "configuration": {
-            "pi.url": server.url, "pi.start": "*-2h", "pi.partition_size": "10"}}))
-        summary = tmp_path / "summary.json"
-        quiet = cli("run", "--config", str(path), "--quiet", "--summary-json", str(summary))
-        assert quiet.returncode == 0, quiet.stdout[-3000:] + quiet.stderr[-3000:]
-        lines = quiet.stdout.splitlines()
-        assert len(lines) == 1 and re.match(r"^\d\d:\d\d:\d\d  run completed in [\d.]+ s: [\d,]+ values landed; "
-                                            r"20 tags complete, 0 failed$", lines[0]), quiet.stdout
-        assert "incubator" not in quiet.stderr and "Importing" not in quiet.stdout
-        found = json.loads(summary.read_text())
-        landed = pq.read_table(tmp_path / "pi-state" / "warehouse" / "pi_timeseries").num_rows
-        assert found["status"] == 0 and found["values_landed"] == landed > 0 and found["error"] is None
-        assert found["tags_complete"] == 20 and found["tags_failed"] == 0 and found["failures"] == []
-        assert found["tables"]["pi_timeseries"] == {"rows": landed, "added": landed}
-        assert found["tables"]["pi_points"]["rows"] == 20
-        server.api.clock.advance(36_000_000_000)  # an hour on: the next run has values to land
-        # What a killed run leaves in a streaming table's folder: files its log never committed, a
-        # whole one and one cut short (a plain parquet reader would count the first twice, and fail
-        # on the second). The next run removes them before it starts.
-        table = tmp_path / "pi-state" / "warehouse" / "pi_timeseries"
-        committed = next(table.rglob("part-*.parquet"))
-        shutil.copy(committed, committed.with_name("part-00000-killed-c000.snappy.parquet"))
-        committed.with_name("part-00001-killed-c000.snappy.parquet").write_bytes(b"PAR1")
-        verbose = cli("run", "--config", str(path), "--verbose")
-        assert verbose.returncode == 0
-        assert "pi_timeseries is RUNNING." in verbose.stdout and "Importing" in verbose.stdout
-        assert "Using incubator modules" in verbose.stderr
-        assert re.search(r"^removed 2 files \([\d.]+ MB\) that a killed run left uncommitted in pi_timeseries$",
-                         verbose.stdout, re.M), verbose.stdout
-        plain = pq.read_table(table).num_rows  # a plain parquet reader: no log, every file in the folder
-        counted = re.search(r"pi_timeseries\s+([\d,]+)\s", verbose.stdout.split("tables (rows now")[1]).group(1)
-        assert plain == int(counted.replace(",", "")) == landed + int(re.search(
-            r"run completed in [\d.]+ s: ([\d,]+) values landed", verbose.stdout).group(1).replace(",", ""))

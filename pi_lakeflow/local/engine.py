@@ -46,14 +46,25 @@ def brief(message: str) -> str:
 
 
 def row_counts(spark: SparkSession, tables: list[str]) -> dict[str, int]:
-    """Rows per table; -1 for a table that does not exist yet."""
-    counts = {}
-    for table in tables:
+    """Rows per table; -1 for a table that does not exist yet. One Spark job for them all (a
+    job per table cost about 0.3 s each, twice a run)."""
+    existing = {t.name for t in spark.catalog.listTables()}
+    present = [t for t in tables if t in existing]
+    counts = {t: -1 for t in tables}
+    if present:
+        query = " UNION ALL ".join(f"SELECT {i} AS at, count(*) AS n FROM `{t}`" for i, t in enumerate(present))
         try:
-            counts[table] = spark.read.table(table).count()
-        except PySparkException:
-            counts[table] = -1
+            counts.update({present[row.at]: row.n for row in spark.sql(query).collect()})
+        except PySparkException:  # a table that cannot be read (a folder changed by hand): counted one by one
+            counts.update({t: _count_one(spark, t) for t in present})
     return counts
+
+
+def _count_one(spark: SparkSession, table: str) -> int:
+    try:
+        return spark.read.table(table).count()
+    except PySparkException:
+        return -1
 
 
 #: Flow events a run does not print: the steps before a flow runs, and the run's own end.

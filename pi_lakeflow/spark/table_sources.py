@@ -21,6 +21,7 @@ from pyspark.sql.types import StructType
 
 from pi_lakeflow.config.connection import connect
 from pi_lakeflow.config.settings import from_options
+from pi_lakeflow.errors import UsageError
 from pi_lakeflow.runtime.derived import WindowCursors
 from pi_lakeflow.runtime.views import ReadContext
 from pi_lakeflow.state.catalog_log import CatalogLog, failed_items
@@ -53,7 +54,7 @@ def _declared(options, source: str):
     name = options.get("table", "")
     found = [t.name for t in registry.TABLES if t.source == source]
     if name not in found:
-        raise ValueError(f"{source} has no table '{name}'; it has: {', '.join(found)}")
+        raise UsageError(f"{source} has no table '{name}'; it has: {', '.join(found)}")
     return registry.table(name)
 
 

@@ -3,8 +3,8 @@ version can read exactly is read as it meant then (a column it lacks is null, a 
 has its old meaning), and one it cannot (a plan of format 1, whose digests hold no keys) is
 refused with the full-refresh line. Besides the conversions here, two reads of the store take an
 older plan's shape (``store.py``, marked "older layout": a plan in one file, a plan without its
-count of due tags), the real-time layout without point types is conformed in ``runtime/realtime.py``,
-a digest's two byte layouts are read in ``runtime/digests.py``, and
+count of due tags), the real-time layout without point types is conformed in
+``runtime/realtime.py``, a digest's two byte layouts are read in ``runtime/digests.py``, and
 uncompressed files read as they are."""
 
 from __future__ import annotations

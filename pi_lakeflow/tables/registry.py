@@ -28,6 +28,8 @@ import pyarrow as pa
 
 from pi_client import schemas as client_schemas
 
+from pi_lakeflow.errors import UsageError
+
 from . import schemas
 
 BRONZE, SILVER = "bronze", "silver"
@@ -163,9 +165,9 @@ PLATFORM_TABLES = (EVENT_LOG_NAME,)
 
 
 def table(name: str) -> Table:
-    """The declaration of ``name``; ValueError naming the tables there are."""
+    """The declaration of ``name``; a UsageError naming the tables there are."""
     if name not in BY_NAME:
-        raise ValueError(f"there is no table '{name}'; the tables are: {', '.join(BY_NAME)}")
+        raise UsageError(f"there is no table '{name}'; the tables are: {', '.join(BY_NAME)}")
     return BY_NAME[name]
 
 

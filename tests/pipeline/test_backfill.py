@@ -26,14 +26,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.spark, pytest.mark.
 
 HOUR = 3_600_000_000_000
 NOW_NS = NOW * 100
-START_NS = NOW_NS - 48 * HOUR
+START_NS = NOW_NS - 36 * HOUR
 STEP = 6 * HOUR
-#: 120 tags sampled every minute, two days: 8 steps of 6 hours, 3 partitions each.
+#: 120 tags sampled every minute, 36 hours: 6 steps of 6 hours, 3 partitions each.
 PLANT = PlantConfig(tags=120, elements=5, event_frames=2, origin_ticks=NOW, sampling_seconds=60)
 
 
 def test_a_back_fill_killed_mid_step_resumes_after_its_last_committed_step_and_lands_exactly_the_truth(tmp_path, spark):
-    """Killed in its fourth step of eight: the three committed steps are in the table exactly; the
+    """Killed in its fourth step of six: the three committed steps are in the table exactly; the
     next run reads the fourth again and the rest (with a tag the server refuses: left aside for
     the run's later steps); the run after it reads that tag's steps; then exactly the truth."""
     # Each request waits 0.4 s, so that a step lasts seconds and the kill lands inside one.
@@ -54,8 +54,8 @@ def test_a_back_fill_killed_mid_step_resumes_after_its_last_committed_step_and_l
             os.killpg(first.pid, signal.SIGKILL)
         first_out = finish(first)
         assert first.returncode == -signal.SIGKILL
-        assert "step 1 of 8 of a back-fill (pi.step), 120 tags, from " in first_out, first_out[-3000:]
-        assert "batch 3: step 3 of 8 of a back-fill" in first_out and " left" in first_out, first_out[-3000:]
+        assert "step 1 of 6 of a back-fill (pi.step), 120 tags, from " in first_out, first_out[-3000:]
+        assert "batch 3: step 3 of 6 of a back-fill" in first_out and " left" in first_out, first_out[-3000:]
 
         # What the killed run committed: the first three steps, exactly (a plain parquet reader
         # would also see the files of the fourth step's finished tasks: they are removed below).
@@ -75,8 +75,8 @@ def test_a_back_fill_killed_mid_step_resumes_after_its_last_committed_step_and_l
         if strays:
             assert re.search(rf"removed {len(strays)} files? \(.*\) that a killed run left uncommitted in "
                              rf"pi_timeseries", out), out[-3000:]
-        # The fourth step again (Spark runs the batch it had not committed), then the other four.
-        assert "batch 4: step 1 of 5 of a back-fill" in out and "batch 8: step 5 of 5" in out, out[-3000:]
+        # The fourth step again (Spark runs the batch it had not committed), then the other two.
+        assert "batch 4: step 1 of 3 of a back-fill" in out and "batch 6: step 3 of 3" in out, out[-3000:]
         rows = table_rows(spark, state, "pi_timeseries")
         second_run = sum(1 for r in rows if r["batch"] >= 4)
         assert re.search(rf"run completed in [\d.]+ s: {second_run:,} values landed; 119 tags complete, 1 failed",
@@ -88,7 +88,7 @@ def test_a_back_fill_killed_mid_step_resumes_after_its_last_committed_step_and_l
         assert set(landed) == set(truth_rows(truth, others, START_NS, NOW_NS)) | \
             set(truth_rows(truth, [victim], START_NS, START_NS + 3 * STEP))
 
-        # The next run reads the tag's five steps left, and nothing else.
+        # The next run reads the tag's three steps left, and nothing else.
         server.api.server_config = dataclasses.replace(server.api.server_config, failing_tags=())
         third = start("run", config)
         out = finish(third)
@@ -98,11 +98,11 @@ def test_a_back_fill_killed_mid_step_resumes_after_its_last_committed_step_and_l
         assert set(landed) == set(truth_rows(truth, points, START_NS, NOW_NS))
 
         # The step is respected: each batch read each tag 6 hours past its cursor (1 hour of
-        # look-back before it): 8 batches, then the failed tag's 5.
+        # look-back before it): 6 batches, then the failed tag's 3.
         log = table_rows(spark, state, "pi_ingestion_log")
         ends = sorted({(r["batch"], nanoseconds(r["read_to"])) for r in log})
-        assert ends == [(k, START_NS + k * STEP) for k in range(1, 9)] + \
-            [(k, START_NS + (k - 5) * STEP) for k in range(9, 14)]
+        assert ends == [(k, START_NS + k * STEP) for k in range(1, 7)] + \
+            [(k, START_NS + (k - 3) * STEP) for k in range(7, 10)]
         assert all(nanoseconds(r["read_to"]) - nanoseconds(r["read_from_min"]) <= STEP + HOUR for r in log)
         assert [r["batch"] for r in log if r["tags_failed"]] == [4]
 

@@ -2,10 +2,12 @@
 not the simulator's code: interpolation and time-weighted summaries computed here, in plain
 Python, from the recorded values of the ground truth (as of each run's server time).
 
-Run 1 reads to NOW; run 2 (the server's clock 4 h later) to NOW+4h while one tag fails on the
-server: the others go on, that tag keeps its cursor and is named in pi_catalog_log; run 3 (the
-tag healthy again, the same end) reads what it missed. Each table lands the windows that ended
-pi.lookback before pi.end, each grid time and interval once.
+The runs are those of tests/pipeline/shared_runs.py (test_pipeline_runs reads them too): run 1
+reads to NOW; run 2 (the server's clock 4 h later) to NOW+4h while one tag fails on the server:
+the others go on, that tag keeps its cursor and is named in pi_catalog_log; run 3 (the tag
+healthy again, the same end, the tag selected by name) reads what it missed: a retry batch, with
+AF on. Each table lands the windows that ended pi.lookback before pi.end, each grid time and
+interval once.
 
 The oracle's rules (those PI documents for interpolation and time-weighted summaries): a recorded
 value governs the time until the next one; a bad value (a system state, an error) governs time
@@ -19,76 +21,24 @@ time / (R - L); minimum, maximum and count are of the values recorded in [L, R).
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import functools
 import math
-import shutil
 from collections import Counter
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import pytest
-import yaml
 
-from pi_client.times import to_ns, to_pi_time
-from pi_lakeflow.local.config import load_config
-from pi_lakeflow.local.runner import run_pipeline
-from pi_lakeflow.state.catalog_log import CatalogLog
+from pi_client.times import to_ns
 from pi_lakeflow.tables import registry
 from pi_simulator import GroundTruth
 from tests.oracle import truth_json, value_json
-from tests.simulators import NOW, make_server
 from tests.pipeline.conformance import check_tables, needing_a_setting
+from tests.pipeline.shared_runs import DERIVED, LATER_NS, LOOKBACK_NS, NOW_NS, START_NS, STEP_NS, SUMMARY_NS
+from tests.simulators import NOW
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.spark, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.spark, pytest.mark.timeout(1200)]
 
-NOW_NS = NOW * 100
-HOUR_NS = 3_600_000_000_000
-START_NS = NOW_NS - 6 * HOUR_NS - 7 * 60 * 1_000_000_000  # not on the grid: the first window rounds up
-LATER_NS = NOW_NS + 4 * HOUR_NS
-STEP_NS = 20 * 60 * 1_000_000_000  # pi.interpolated.interval
-SUMMARY_NS = HOUR_NS  # pi.summaries.interval
-LOOKBACK_NS = HOUR_NS
-TABLES = ("pi_timeseries_interpolated", "pi_timeseries_summaries")
-
-
-def write_config(folder, url: str):
-    """pi.end ``*``: windows end at the server's now (the frozen clock), not this machine's."""
-    path = folder / "config.yml"
-    path.write_text(yaml.safe_dump({"state_dir": "state", "cores": 2, "configuration": {
-        "pi.url": url, "pi.start": to_pi_time(START_NS), "pi.end": "*", "pi.lookback": "1h",
-        "pi.partition_size": "100", "pi.interpolated.interval": "20m",
-        "pi.summaries.interval": "1h", "pi.summaries.name_filter": "*"}}))
-    return load_config(path)
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("derived")
-    with make_server() as server:
-        api = server.api
-        config = write_config(folder, server.url)
-        assert run_pipeline(config) == 0
-        first = folder / "after-run-1"
-        shutil.copytree(config.warehouse, first)
-        api.clock.advance(4 * 36_000_000_000)
-        failing = next(p for p in api.plant.points if p.point_type == "Float64")
-        api.server_config = dataclasses.replace(api.server_config, failing_tags=(failing.name,))
-        config = write_config(folder, server.url)
-        assert run_pipeline(config) == 3  # completed; one tag failed
-        failed_items = CatalogLog(config.settings.state_path).read().to_pylist()
-        missed = {t: pc.sum(pc.equal(_names(config, t), failing.name)).as_py() for t in TABLES}
-        api.server_config = dataclasses.replace(api.server_config, failing_tags=())
-        assert run_pipeline(config) == 0
-        yield {"config": config, "api": api, "truth": GroundTruth(api), "first": first,
-               "points": api.plant.points, "failing": failing, "failed_items": failed_items, "missed": missed}
-
-
-def _names(config, table: str) -> pa.ChunkedArray:
-    """The ``name`` column of a table's parquet files (pyarrow skips the sink's log)."""
-    return pq.read_table(config.warehouse / table, columns=["name"])["name"]
+TABLES = DERIVED
 
 
 def _windows(step: int) -> list[tuple[int, int, int]]:
@@ -214,4 +164,4 @@ def test_a_failing_tag_is_named_and_read_later_while_the_others_go_on(runs):
 def test_each_window_lands_once_and_the_tables_conform(runs, spark):
     made = [t.name for t in registry.made_by(runs["config"].settings) if t.needs is not None]
     assert sorted(made) == sorted(needing_a_setting()) == sorted(TABLES)  # every table that needs a setting
-    check_tables(spark, runs["config"].warehouse, runs["first"], made)
+    check_tables(spark, runs["config"].warehouse, runs["snapshot"], made)

@@ -1,22 +1,13 @@
 """The pipeline end to end: ``pi-lakeflow run`` (the spark-pipelines engine, local Spark) against a
-simulator on loopback, three runs, compared with the simulator's ground truth.
-
-Run 1 back-fills [NOW-6h, NOW). Then the server's clock moves 4 h (new values; late values
-back-filled, values edited and deleted inside the look-back), one tag fails on the server, and
-run 2 lands what PI's stream-update markers report since run 1 (pi.changes markers, the default;
-the markers run 1 registered): bronze lands each change once (Add, Update, Delete), silver and
-the quarantine hold PI's current values. Run 3 (``pi-lakeflow run``), with the tag healthy again and the same end, selects that tag and a
-name the server does not have: it reads only that tag and reports the other.
+simulator on loopback, compared with the simulator's ground truth, over the three runs of
+tests/pipeline/shared_runs.py (which says what each does; test_derived_tables reads them too).
 Tables are read from their parquet folders with a separate Spark session (the runs' metastore is
-an embedded Derby that one process at a time may open); run 1's materialized views are copied
-before run 2 replaces them.
+an embedded Derby that one process at a time may open); run 1's tables are copied before run 2
+replaces its materialized views.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import io
 import json
 import re
 import shutil
@@ -26,47 +17,21 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
-import yaml
 
-from pi_client.times import to_pi_time
-from pi_lakeflow import cli
-from pi_lakeflow.spark import quality
 from pi_lakeflow.local.config import load_config
 from pi_lakeflow.local.runner import run_pipeline
-from pi_lakeflow.state.store import StateStore
+from pi_lakeflow.spark import quality
 from pi_lakeflow.tables import registry
-from pi_simulator import GroundTruth
-from pi_simulator.plant import ASSET_DATABASE_NAME
-from tests.oracle import current_rows, landed_changes, truth_changes, truth_rows, value_row
-from tests.simulators import NOW, make_server
+from tests.oracle import current_rows, landed_changes, truth_changes, value_row
 from tests.pipeline.conformance import check_tables, needing_a_setting, realtime_tables
+from tests.pipeline.shared_runs import ADVANCE_HOURS, HOUR_NS, HOUR_TICKS, LATER_NS, MISSING, NOW_NS, TICK
+from tests.simulators import NOW
 
-# The module fixture runs the pipeline three times (about 3 minutes here); pytest-timeout counts
-# it against the first test.
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.spark, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.spark, pytest.mark.timeout(1200)]
 
-TICK = 100
-HOUR_TICKS = 36_000_000_000
-HOUR_NS = 3_600_000_000_000
-NOW_NS = NOW * TICK
-START_NS = NOW_NS - 6 * 3_600_000_000_000
-ADVANCE_HOURS = 4  # the test plant's first in-progress frame closes 3.2 h after NOW
-LATER_NS = NOW_NS + ADVANCE_HOURS * 3_600_000_000_000
-FAILING = 2  # index of the tag that fails in run 2
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-MISSING = "NO-SUCH-TAG.PV"
-
-
-def write_config(folder: Path, url: str, **more: str) -> Path:
-    """The runs' config: pi.end ``*``, the server's now (the simulator's frozen clock, years behind
-    this machine's: a run that ended windows at this machine's clock would read nothing new later)."""
-    path = folder / "config.yml"
-    path.write_text(yaml.safe_dump({"state_dir": "state", "cores": 2, "configuration": {
-        "pi.url": url, "pi.start": to_pi_time(START_NS), "pi.end": "*", "pi.lookback": "1h",
-        "pi.partition_size": "100", "pi.af.database": ASSET_DATABASE_NAME,
-        "pi.event_frames.start": to_pi_time(NOW_NS - 2 * 86_400_000_000_000), **more}}))
-    return path
 
 
 def micros(moment: datetime) -> int:
@@ -78,39 +43,6 @@ def landed_rows(frame) -> list[tuple]:
     return [value_row(row.asDict()) for row in frame.collect()]
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Three runs; yields what each test needs: folders, truths, snapshots."""
-    folder = tmp_path_factory.mktemp("pipeline")
-    with make_server() as server:
-        api = server.api
-        truth = GroundTruth(api)
-        points = api.plant.points
-        failing = points[FAILING]
-        config = load_config(write_config(folder, server.url))
-        assert run_pipeline(config) == 0
-        truth_first = set(truth_rows(truth, points, START_NS, NOW_NS))
-        snapshot = folder / "after-run-1"
-        shutil.copytree(config.warehouse, snapshot)
-
-        api.clock.advance(ADVANCE_HOURS * HOUR_TICKS)
-        api.server_config = dataclasses.replace(api.server_config, failing_tags=(failing.name,))
-        config = load_config(write_config(folder, server.url))
-        assert run_pipeline(config) == 3  # completed; one tag failed
-        state_after_second = StateStore(config.settings.state_path).tag_state(2)
-
-        api.server_config = dataclasses.replace(api.server_config, failing_tags=())
-        # Run 3 selects two names: the tag that failed and one the server does not have.
-        path = write_config(folder, server.url, **{"pi.tags.names": f"{failing.name},{MISSING}"})
-        terminal = io.StringIO()
-        with contextlib.redirect_stderr(terminal):
-            assert cli.main(["run", "--config", str(path)]) == 3  # completed; a selected name is missing
-        truth_all = set(truth_rows(truth, points, START_NS, LATER_NS))
-        yield {"config": config, "api": api, "points": points, "failing": failing, "snapshot": snapshot,
-               "truth_first": truth_first, "truth_all": truth_all, "state_after_second": state_after_second,
-               "terminal": terminal.getvalue()}
-
-
 def test_first_run_lands_exactly_the_ground_truth(runs, spark):
     landed = spark.read.parquet(str(runs["config"].warehouse / "pi_timeseries")).where("batch = 1")
     actual = Counter(landed_rows(landed))
@@ -118,6 +50,38 @@ def test_first_run_lands_exactly_the_ground_truth(runs, spark):
     assert not actual - expected, f"landed but not in the ground truth: {sorted(actual - expected)[:5]}"
     assert not expected - actual, f"in the ground truth but not landed: {sorted(expected - actual)[:5]}"
     assert sum(actual.values()) > 50_000
+
+
+def test_a_quiet_run_prints_its_summary_line_only_and_the_json_summary_says_what_the_tables_hold(runs):
+    """Run 1, --quiet and --summary-json (the default output: test_cli's demo)."""
+    quiet = runs["outputs"]["quiet"]
+    lines = quiet["stdout"].splitlines()
+    points = len(runs["points"])
+    assert len(lines) == 1 and re.match(rf"^\d\d:\d\d:\d\d  run completed in [\d.]+ s: [\d,]+ values landed; "
+                                        rf"{points} tags complete, 0 failed$", lines[0]), quiet
+    assert "incubator" not in quiet["stderr"] and "Importing" not in quiet["stdout"]
+    found = json.loads(runs["summary"].read_text())
+    landed = pq.read_table(runs["snapshot"] / "pi_timeseries").num_rows
+    assert found["status"] == 0 and found["values_landed"] == landed > 0 and found["error"] is None
+    assert found["tags_complete"] == points and found["tags_failed"] == 0 and found["failures"] == []
+    assert found["tables"]["pi_timeseries"] == {"rows": landed, "added": landed}
+    assert found["tables"]["pi_points"]["rows"] == points
+
+
+def test_a_verbose_run_prints_every_flow_event_and_removes_what_a_killed_run_left(runs):
+    """Run 2, --verbose, after files a killed run left uncommitted were put in pi_timeseries'
+    folder (shared_runs.kill_leftovers): they are removed first, and a plain parquet reader then
+    counts what the run says the table holds."""
+    verbose = runs["outputs"]["verbose"]
+    out = verbose["stdout"]
+    assert "pi_timeseries is RUNNING." in out and "Importing" in out
+    assert "Using incubator modules" in verbose["stderr"]
+    assert re.search(r"^removed 2 files \([\d.]+ MB\) that a killed run left uncommitted in pi_timeseries$",
+                     out, re.M), out[-3000:]
+    first = pq.read_table(runs["snapshot"] / "pi_timeseries").num_rows
+    counted = re.search(r"pi_timeseries\s+([\d,]+)\s", out.split("tables (rows now")[1]).group(1)
+    landed = re.search(r"run completed in [\d.]+ s: ([\d,]+) values landed", out).group(1)
+    assert runs["plain_rows"] == int(counted.replace(",", "")) == first + int(landed.replace(",", ""))
 
 
 def test_later_runs_land_exactly_what_changed_once_each(runs, spark):
@@ -152,7 +116,7 @@ def test_a_failing_tag_keeps_its_cursor_and_the_others_go_on(runs, spark):
     third = sorted((r.asDict() for r in log.where("batch = 3").collect()), key=lambda r: r["partition"])
     assert [(r["partition"], r["tags"], r["tags_failed"]) for r in third] == [(-1, 1, 1), (0, 1, 0)]
     assert list(third[0]["failed_tags"]) == [MISSING]
-    assert MISSING in runs["terminal"]
+    assert MISSING in runs["outputs"]["third"]["stderr"]
 
     cursors = spark.read.parquet(str(runs["config"].warehouse / "pi_tag_cursors")).collect()
     assert all((LATER_NS - 3 * HOUR_NS) // 1000 < micros(r["cursor"]) <= LATER_NS // 1000 + 1 for r in cursors)
@@ -189,12 +153,13 @@ def test_event_frames_close_in_the_table_after_they_close_on_the_server(runs, sp
 
 def test_every_table_the_runs_made_conforms(runs, spark):
     """The conformance suite (tests/pipeline/conformance.py) over every table a pipeline with
-    pi.tables all makes; test_derived_tables runs it over the tables that need a setting,
-    test_realtime over the real-time tables: every registered table passes it."""
+    pi.tables all and every setting that turns a table on makes; test_realtime runs it over the
+    real-time tables: every registered table passes it."""
     made = [t.name for t in registry.made_by(runs["config"].settings)]
+    assert set(needing_a_setting()) <= set(made)  # the runs turn on every table that needs a setting
     assert check_tables(spark, runs["config"].warehouse, runs["snapshot"], made) == made
     others = {t.name for t in registry.TABLES} - set(made)
-    assert others == {*needing_a_setting(), *realtime_tables()}
+    assert others == set(realtime_tables())
 
 
 def test_query_prints_the_tables_through_the_local_catalog(runs):
@@ -468,9 +433,10 @@ def test_the_report_shows_in_each_panel_the_numbers_the_tables_hold(runs, spark,
         assert rates[rule] == pytest.approx(values), rule
 
 
-def test_full_refresh_starts_every_table_and_cursor_over(runs, spark):
-    """Last in this module: it replaces the tables the tests above read."""
-    config = load_config(runs["config"].path)  # run 3's settings: the tag that failed, and a missing name
+def test_full_refresh_starts_every_table_and_cursor_over(runs, spark, tmp_path):
+    """On a copy of the runs' folder (test_derived_tables reads the runs' tables too)."""
+    shutil.copytree(runs["config"].path.parent, tmp_path / "copy")
+    config = load_config(tmp_path / "copy" / runs["config"].path.name)  # run 3's: the failed tag, a missing name
     assert run_pipeline(config, full_refresh=True) == 3  # completed; the missing name is reported
     warehouse = config.warehouse
     landed = landed_rows(spark.read.parquet(str(warehouse / "pi_timeseries")))
