@@ -2,15 +2,20 @@
 sessions, TLS files. Helpers are plain modules: tests/simulators.py, tests/oracle.py,
 tests/pipeline/harness.py, tests/client/reads.py.
 
-Each test module declares its own markers (``pytestmark``): one of ``unit``, ``spark`` or ``e2e``
-at least (pyproject.toml describes them); a test without one fails at collection."""
+Beside the fixtures, two hooks: each test module declares its own markers (``pytestmark``): one
+of ``unit``, ``spark`` or ``e2e`` at least (pyproject.toml describes them), and a test without one
+fails at collection; the end of a run prints each module's time against its budget
+(tests/budget.py)."""
 
 from __future__ import annotations
+
+from collections import Counter
 
 import pytest
 import requests
 
 from pi_simulator import GroundTruth
+from tests import budget
 from tests.simulators import make_server
 
 
@@ -74,3 +79,19 @@ def pytest_collection_modifyitems(config, items):
                        if not any(item.get_closest_marker(kind) for kind in KINDS)})
     if unmarked:
         raise pytest.UsageError(f"test modules without a unit, spark or e2e marker (pytestmark): {', '.join(unmarked)}")
+
+
+#: Seconds each module took in this run (setup, call and teardown of its tests).
+_SPENT: Counter = Counter()
+
+
+def pytest_runtest_logreport(report):
+    _SPENT[report.nodeid.split("::")[0]] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Each module's time against its budget (tests/budget.py)."""
+    if _SPENT:
+        terminalreporter.section("time per module, against its budget (tests/budget.py)")
+        for line in budget.lines(_SPENT):
+            terminalreporter.write_line(line)
