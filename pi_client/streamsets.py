@@ -82,8 +82,8 @@ class ReadResult:
 
 
 def fan_out(client: PiClient, jobs: list[Job], resource: Callable[[Job], str],
-             accept: Callable[[Job, msgspec.Raw | bytes], list[Job]],
-             regroup: Callable[[list[TagRead]], list[Job]]) -> None:
+            accept: Callable[[Job, msgspec.Raw | bytes], list[Job]],
+            regroup: Callable[[list[TagRead]], list[Job]]) -> None:
     """Send jobs in batches until none is left.
 
     A batch request that fails after its retries (a fault, not a refused identity) fails the tags
@@ -201,7 +201,7 @@ def tag_outcomes(progress: Sequence[TagRead], end_ns: int) -> pa.Table:
 
 
 def read_result(client: PiClient, progress: list[TagRead], end_ns: int, tables: list[pa.Table], schema: pa.Schema,
-            counters: tuple[int, int, int], started: float) -> ReadResult:
+                counters: tuple[int, int, int], started: float) -> ReadResult:
     values = pa.concat_tables(tables) if tables else schema.empty_table()
     failed = [p.tag.web_id for p in progress if p.error]
     if failed and values.num_rows:  # a failed tag lands nothing: its cursor stays, the next read has it all

@@ -8,6 +8,7 @@ import argparse
 from pi_lakeflow.cli.commands import (cmd_check, cmd_demo, cmd_init, cmd_query, cmd_report, cmd_run, cmd_simulate,
                                       cmd_stream, cmd_tables, cmd_workspace)
 
+
 def _whole_number(low: int, meaning: str = ""):
     """A parser of whole numbers of ``low`` or more; ``meaning`` says what ``low`` stands for."""
     def parse(text: str) -> int:

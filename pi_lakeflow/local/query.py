@@ -27,6 +27,7 @@ from pi_lakeflow.errors import ConfigError
 from pi_lakeflow.local.config import LocalConfig
 from pi_lakeflow.local.spark_env import local_session, spark_error
 
+
 def run_query(config: LocalConfig, sql: str, output: str, limit: int, out: Path | None = None) -> int:
     """Prints the result of ``sql``, at most ``limit`` rows (0: all), to ``out`` when given; the
     exit status (pi_lakeflow.exits): a query Spark refuses is one line and USAGE."""

@@ -12,6 +12,7 @@ from typing import Iterator
 
 from pi_lakeflow.local.config import LocalConfig
 
+
 def spark_confs(config: LocalConfig) -> dict[str, str]:
     """Static Spark settings of a local run or query: the persistent catalog, no console noise."""
     return {

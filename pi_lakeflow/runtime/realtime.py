@@ -63,6 +63,7 @@ MARKERS = pa.schema([
     pa.field("error", pa.string()),
 ])
 
+
 class MarkerStore:
     """The files of one pipeline's stream-updates source (see the module docstring): a folder per
     poll (state.offsets.OffsetFolders)."""

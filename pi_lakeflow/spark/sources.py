@@ -63,6 +63,7 @@ except ImportError:  # Spark 4.0 and 4.1: one batch per AvailableNow update
     class SupportsTriggerAvailableNow:  # type: ignore[no-redef]
         """Spark 4.2's mixin, absent before it: here a plain base that Spark never calls."""
 
+
 @dataclass
 class BatchPartition(InputPartition):
     batch: int
@@ -110,8 +111,8 @@ class TimeSeriesReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         of ``pi.step`` where Spark runs several batches per update (STEPS)."""
         if after and after not in self.store.batches():
             raise StateLostError(f"the stream's checkpoint continues from batch {after}, which pi.state_path "
-                               f"{self.settings.state_path} no longer holds (it holds {self.store.batches()}); "
-                               f"a full refresh reads every tag again from pi.start")
+                                 f"{self.settings.state_path} no longer holds (it holds {self.store.batches()}); "
+                                 f"a full refresh reads every tag again from pi.start")
         with connect(self.settings) as client:
             now = self.update_now if self.update_now is not None else client.server_time()
             return plan_next(client, self.settings, self.store, after, batch, now,

@@ -79,7 +79,6 @@ OUTCOME = pa.schema([
 ])
 
 
-
 @dataclass(frozen=True)
 class PlanInfo:
     """What a plan says beside its rows."""

@@ -18,6 +18,7 @@ from tests.simulators import NOW, make_server
 
 pytestmark = pytest.mark.unit
 
+
 def test_recorded_values_equal_the_ground_truth_for_every_point_type(shared_server, truth):
     points = shared_server.api.plant.points[:120]
     assert {p.point_type for p in points} >= {"Float32", "Float64", "Int32", "Digital", "String", "Timestamp"}

@@ -107,8 +107,8 @@ def three_runs(folder: Path) -> Iterator[dict]:
         plain_rows = pq.read_table(config.warehouse / "pi_timeseries").num_rows  # no log: every file in the folder
         state_after_second = StateStore(config.settings.state_path).tag_state(2)
         failed_items = CatalogLog(config.settings.state_path).read().to_pylist()
-        missed = {t: pc.sum(pc.equal(pq.read_table(config.warehouse / t, columns=["name"])["name"],
-                                      failing.name)).as_py() for t in DERIVED}
+        names = {t: pq.read_table(config.warehouse / t, columns=["name"])["name"] for t in DERIVED}
+        missed = {t: pc.sum(pc.equal(column, failing.name)).as_py() for t, column in names.items()}
 
         api.server_config = dataclasses.replace(api.server_config, failing_tags=())
         path = write_config(folder, server.url, **{"pi.tags.names": f"{failing.name},{MISSING}"})
