@@ -13,14 +13,14 @@ from __future__ import annotations
 TOTAL_SECONDS = 35 * 60
 #: Seconds per module (setup, call and teardown of its tests); a module not named here: UNIT.
 MODULE_SECONDS = {
-    "tests/pipeline/test_real_conditions.py": 450,  # three runs and three streams at once, faults
-    "tests/pipeline/test_derived_tables.py": 260,   # it starts the shared runs (shared_runs.py)
-    "tests/test_cli.py": 190,                       # the demo, as a new user runs it
-    "tests/deploy/test_runtime_sparks.py": 190,     # the first run on a machine also builds two environments
-    "tests/pipeline/test_backfill.py": 180,
-    "tests/pipeline/test_pipeline_runs.py": 170,    # the shared runs' full refresh, on a copy
+    "tests/pipeline/test_real_conditions.py": 420,  # three runs and three streams at once, faults
+    "tests/pipeline/test_derived_tables.py": 250,   # three runs (shared_runs.derived_runs)
+    "tests/test_cli.py": 180,                       # the demo, as a new user runs it
+    "tests/deploy/test_runtime_sparks.py": 180,     # the first run on a machine also builds two environments
+    "tests/pipeline/test_backfill.py": 170,
+    "tests/pipeline/test_pipeline_runs.py": 300,    # three runs (shared_runs.three_runs), a full refresh
     "tests/pipeline/test_realtime.py": 140,
-    "tests/pipeline/test_cluster.py": 85,
+    "tests/pipeline/test_cluster.py": 75,
     "tests/test_query.py": 65,
     "tests/test_check.py": 55,
     "tests/client/test_timeseries.py": 40,

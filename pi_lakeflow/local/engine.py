@@ -12,8 +12,9 @@ default (port 15002 on every address) lets only one local run exist on a machine
 lets anyone who holds that port stop every run.
 
 The pyspark internals it runs are in pyspark_private.py. pyspark 4.3's Spark Connect client raises
-``UNKNOWN_RESPONSE ... __python_accumulator__`` on the event stream after a run that used Python data sources has completed; once the engine has
-reported the run COMPLETED, that error is not a failure of the run.
+``UNKNOWN_RESPONSE ... __python_accumulator__`` on the event stream after a run that used Python
+data sources has completed; once the engine has reported the run COMPLETED, that error is not a
+failure of the run.
 """
 
 from __future__ import annotations

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.pipeline.shared_runs import three_runs
+from tests.pipeline import shared_runs
 
 
 @pytest.fixture(scope="session")
 def runs(tmp_path_factory):
-    """The three runs of tests/pipeline/shared_runs.py, once per session: test_pipeline_runs and
-    test_derived_tables read them (a few minutes; pytest-timeout counts them against the first
-    test that asks)."""
-    yield from three_runs(tmp_path_factory.mktemp("pipeline"))
+    """shared_runs.three_runs, once per session: test_pipeline_runs reads them (a few minutes;
+    pytest-timeout counts them against the first test that asks)."""
+    yield from shared_runs.three_runs(tmp_path_factory.mktemp("pipeline"))
+
+
+@pytest.fixture(scope="session")
+def derived_runs(tmp_path_factory):
+    """shared_runs.derived_runs, once per session: test_derived_tables reads them."""
+    yield from shared_runs.derived_runs(tmp_path_factory.mktemp("derived"))

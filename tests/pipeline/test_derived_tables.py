@@ -2,12 +2,10 @@
 not the simulator's code: interpolation and time-weighted summaries computed here, in plain
 Python, from the recorded values of the ground truth (as of each run's server time).
 
-The runs are those of tests/pipeline/shared_runs.py (test_pipeline_runs reads them too): run 1
-reads to NOW; run 2 (the server's clock 4 h later) to NOW+4h while one tag fails on the server:
-the others go on, that tag keeps its cursor and is named in pi_catalog_log; run 3 (the tag
-healthy again, the same end, the tag selected by name) reads what it missed: a retry batch, with
-AF on. Each table lands the windows that ended pi.lookback before pi.end, each grid time and
-interval once.
+The runs are shared_runs.derived_runs: run 1 reads to NOW; run 2 (the server's clock 4 h later)
+to NOW+4h while one tag fails on the server: the others go on, that tag keeps its cursor and is
+named in pi_catalog_log; run 3 (the tag healthy again, the same end) reads what it missed. Each
+table lands the windows that ended pi.lookback before pi.end, each grid time and interval once.
 
 The oracle's rules (those PI documents for interpolation and time-weighted summaries): a recorded
 value governs the time until the next one; a bad value (a system state, an error) governs time
@@ -128,21 +126,21 @@ def oracle_summaries(truth, points, length_ns: int) -> Counter:
     return found
 
 
-def test_interpolated_values_equal_the_oracle(runs, spark):
-    table = spark.read.parquet(str(runs["config"].warehouse / "pi_timeseries_interpolated"))
+def test_interpolated_values_equal_the_oracle(derived_runs, spark):
+    table = spark.read.parquet(str(derived_runs["config"].warehouse / "pi_timeseries_interpolated"))
     landed = Counter((r["name"], r["timestamp_ns"], value_json(r.asDict())) for r in table.collect())
-    expected = oracle_interpolated(runs["truth"], runs["points"], STEP_NS)
+    expected = oracle_interpolated(derived_runs["truth"], derived_runs["points"], STEP_NS)
     assert not landed - expected, f"landed, not in the oracle: {sorted(landed - expected)[:5]}"
     assert not expected - landed, f"in the oracle, not landed: {sorted(expected - landed)[:5]}"
     assert len(expected) > 5_000
 
 
-def test_summaries_equal_the_oracle(runs, spark):
-    table = spark.read.parquet(str(runs["config"].warehouse / "pi_timeseries_summaries"))
+def test_summaries_equal_the_oracle(derived_runs, spark):
+    table = spark.read.parquet(str(derived_runs["config"].warehouse / "pi_timeseries_summaries"))
     landed = Counter((r["name"], r["interval_start_ns"], r["average"], r["minimum"], r["maximum"], r["count"],
                       r["percent_good"]) for r in
                      table.selectExpr("*", "unix_micros(interval_start) * 1000 AS interval_start_ns").collect())
-    expected = oracle_summaries(runs["truth"], runs["points"], SUMMARY_NS)
+    expected = oracle_summaries(derived_runs["truth"], derived_runs["points"], SUMMARY_NS)
     assert not landed - expected, f"landed, not in the oracle: {sorted(landed - expected, key=str)[:5]}"
     assert not expected - landed, f"in the oracle, not landed: {sorted(expected - landed, key=str)[:5]}"
     # The cases the rules are about are in the data: bad values inside intervals, and intervals
@@ -151,17 +149,17 @@ def test_summaries_equal_the_oracle(runs, spark):
     assert len(expected) > 1_000
 
 
-def test_a_failing_tag_is_named_and_read_later_while_the_others_go_on(runs):
-    failing = runs["failing"]
-    named = {(r["table"], r["item"]) for r in runs["failed_items"]}
+def test_a_failing_tag_is_named_and_read_later_while_the_others_go_on(derived_runs):
+    failing = derived_runs["failing"]
+    named = {(r["table"], r["item"]) for r in derived_runs["failed_items"]}
     assert {(t, failing.name) for t in TABLES} <= named, named
     # Run 2 landed nothing of the failing tag's window (only run 1's rows); run 3 read it.
     windows = {t: _windows(STEP_NS if t == TABLES[0] else SUMMARY_NS) for t in TABLES}
     for table, (first, _) in windows.items():
-        assert runs["missed"][table] == (first[1] - first[0]) // (STEP_NS if table == TABLES[0] else SUMMARY_NS)
+        assert derived_runs["missed"][table] == (first[1] - first[0]) // (STEP_NS if table == TABLES[0] else SUMMARY_NS)
 
 
-def test_each_window_lands_once_and_the_tables_conform(runs, spark):
-    made = [t.name for t in registry.made_by(runs["config"].settings) if t.needs is not None]
+def test_each_window_lands_once_and_the_tables_conform(derived_runs, spark):
+    made = [t.name for t in registry.made_by(derived_runs["config"].settings) if t.needs is not None]
     assert sorted(made) == sorted(needing_a_setting()) == sorted(TABLES)  # every table that needs a setting
-    check_tables(spark, runs["config"].warehouse, runs["snapshot"], made)
+    check_tables(spark, derived_runs["config"].warehouse, derived_runs["first"], made)

@@ -153,13 +153,12 @@ def test_event_frames_close_in_the_table_after_they_close_on_the_server(runs, sp
 
 def test_every_table_the_runs_made_conforms(runs, spark):
     """The conformance suite (tests/pipeline/conformance.py) over every table a pipeline with
-    pi.tables all and every setting that turns a table on makes; test_realtime runs it over the
-    real-time tables: every registered table passes it."""
+    pi.tables all makes; test_derived_tables runs it over the tables that need a setting,
+    test_realtime over the real-time tables: every registered table passes it."""
     made = [t.name for t in registry.made_by(runs["config"].settings)]
-    assert set(needing_a_setting()) <= set(made)  # the runs turn on every table that needs a setting
     assert check_tables(spark, runs["config"].warehouse, runs["snapshot"], made) == made
     others = {t.name for t in registry.TABLES} - set(made)
-    assert others == set(realtime_tables())
+    assert others == {*needing_a_setting(), *realtime_tables()}
 
 
 def test_query_prints_the_tables_through_the_local_catalog(runs):
@@ -434,7 +433,7 @@ def test_the_report_shows_in_each_panel_the_numbers_the_tables_hold(runs, spark,
 
 
 def test_full_refresh_starts_every_table_and_cursor_over(runs, spark, tmp_path):
-    """On a copy of the runs' folder (test_derived_tables reads the runs' tables too)."""
+    """On a copy of the runs' folder (the session's runs stay as the tests above read them)."""
     shutil.copytree(runs["config"].path.parent, tmp_path / "copy")
     config = load_config(tmp_path / "copy" / runs["config"].path.name)  # run 3's: the failed tag, a missing name
     assert run_pipeline(config, full_refresh=True) == 3  # completed; the missing name is reported
