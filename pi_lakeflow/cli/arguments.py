@@ -43,7 +43,8 @@ def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pi-lakeflow", description="PI System data into the lakehouse.")
     parser.add_argument("--version", action="version", version=f"pi-lakeflow {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_init, _add_check, _add_simulate, _add_demo, _add_run, _add_stream, _add_query, _add_tables, _add_report, _add_workspace):
+    for add in (_add_init, _add_check, _add_simulate, _add_demo, _add_run, _add_stream, _add_query, _add_tables,
+                _add_report, _add_workspace):
         add(commands)
     return parser
 
